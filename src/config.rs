@@ -1,0 +1,158 @@
+//! `oxbridge.toml`: one file, every key defaulted for localhost, overridable by
+//! `OXBRIDGE_*` environment variables and flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of the all-in-one server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The XMPP domain clients connect to (`hosts.domain` in Jitsi's config.js).
+    pub domain: String,
+    pub http: HttpConfig,
+    pub xmpp: signaling::config::XmppConfig,
+    pub auth: signaling::config::AuthConfig,
+    pub muc: signaling::config::MucConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: "localhost".into(),
+            http: HttpConfig::default(),
+            xmpp: Default::default(),
+            auth: Default::default(),
+            muc: Default::default(),
+        }
+    }
+}
+
+/// The web front door.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Optional HTTPS listener.
+    pub https_listen: Option<SocketAddr>,
+    /// PEM certificate and key for HTTPS; self-signed for the domain when unset.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".parse().expect("literal"),
+            https_listen: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Prefix of environment overrides: `OXBRIDGE_MUC__FOCUS_WAIT_SECS=5` sets `muc.focus_wait_secs`.
+const ENV_PREFIX: &str = "OXBRIDGE_";
+
+impl Config {
+    /// Reads `path` (if any), then applies `OXBRIDGE_*` overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut value: toml::Table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, raw) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if rest == "CONFIG" || rest.is_empty() || rest == "LOG" {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+            set_path(&mut value, &path, parse_value(&raw));
+        }
+        let config: Config = toml::Value::Table(value)
+            .try_into()
+            .context("invalid configuration")?;
+        Ok(config)
+    }
+
+    /// The signaling server's part.
+    pub fn signaling(&self) -> signaling::Config {
+        signaling::Config {
+            domain: self.domain.clone(),
+            xmpp: self.xmpp.clone(),
+            auth: self.auth.clone(),
+            muc: self.muc.clone(),
+        }
+    }
+}
+
+/// A TOML literal if it parses as one (numbers, booleans, arrays), else a string.
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let env = [
+            (
+                "OXBRIDGE_DOMAIN".to_string(),
+                "meet.example.com".to_string(),
+            ),
+            (
+                "OXBRIDGE_MUC__RESTRICT_ROOM_CREATION".to_string(),
+                "false".to_string(),
+            ),
+            (
+                "OXBRIDGE_HTTP__LISTEN".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env.into_iter()).unwrap();
+        assert_eq!(c.domain, "meet.example.com");
+        assert!(!c.muc.restrict_room_creation);
+        assert_eq!(c.http.listen.port(), 9999);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let env = [("OXBRIDGE_HTTP__LISTN".to_string(), "x".to_string())];
+        let e = Config::load(None, env.into_iter()).unwrap_err();
+        assert!(format!("{e:#}").contains("listn"), "{e:#}");
+    }
+}

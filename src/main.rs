@@ -1,0 +1,155 @@
+//! `oxbridge`: Jitsi Meet's server side in one program.
+//!
+//! `oxbridge` (or `oxbridge serve`) runs the all-in-one server with the
+//! configuration from `--config`, `OXBRIDGE_*` variables and flags.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "oxbridge",
+    version,
+    about = "Jitsi Meet's server side: XMPP signaling, focus and SFU in one program"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the all-in-one server (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// The TOML configuration file.
+    #[arg(long, env = "OXBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// XMPP domain (MUC is conference.<domain>, focus focus.<domain>).
+    #[arg(long)]
+    domain: Option<String>,
+    /// HTTP front door address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Optional HTTPS front door address.
+    #[arg(long)]
+    https_listen: Option<SocketAddr>,
+    /// Client-to-server XMPP TCP address.
+    #[arg(long)]
+    xmpp_listen: Option<SocketAddr>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(a)) => a,
+        None => ServeArgs::default(),
+    };
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(d) = args.domain {
+        config.domain = d;
+    }
+    if let Some(l) = args.listen {
+        config.http.listen = l;
+    }
+    if let Some(l) = args.https_listen {
+        config.http.https_listen = Some(l);
+    }
+    if let Some(l) = args.xmpp_listen {
+        config.xmpp.listen = l;
+    }
+    if args.print_config {
+        print!("{}", toml::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OXBRIDGE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _ = rustls_provider();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let names = vec![config.domain.clone(), "localhost".into()];
+    let xmpp_tls = web::tls::server_config(
+        config.xmpp.tls_cert.as_deref(),
+        config.xmpp.tls_key.as_deref(),
+        &names,
+    )
+    .context("xmpp TLS")?;
+    let signaling = signaling::Server::start(config.signaling(), Some(xmpp_tls), stop.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let registry = prometheus::Registry::new();
+    signaling.register_metrics(&registry)?;
+    let app = web::app(signaling.router(), registry);
+    let http = web::bind(config.http.listen).await?;
+    let http_addr = http.local_addr()?;
+    tokio::spawn(web::serve(http, app.clone(), stop.clone()));
+    let mut https_addr = None;
+    if let Some(addr) = config.http.https_listen {
+        let tls = web::tls::server_config(
+            config.http.tls_cert.as_deref(),
+            config.http.tls_key.as_deref(),
+            &names,
+        )
+        .context("https TLS")?;
+        let l = web::bind(addr).await?;
+        https_addr = Some(l.local_addr()?);
+        tokio::spawn(web::serve_tls(l, app, tls, stop.clone()));
+    }
+    tracing::info!(http = %http_addr, https = ?https_addr, xmpp = %signaling.xmpp_addr, component = ?signaling.component_addr, domain = %config.domain, "oxbridge is serving");
+    println!(
+        "oxbridge is serving on http://{http_addr}/ (XMPP domain {}, WebSocket ws://{http_addr}/xmpp-websocket, BOSH http://{http_addr}/http-bind, XMPP TCP {})",
+        config.domain, signaling.xmpp_addr
+    );
+    if let Some(a) = https_addr {
+        println!("HTTPS: https://{a}/");
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    // Give sessions a moment to write their closing stream errors.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    Ok(())
+}
+
+/// Installs aws-lc-rs as the process-wide rustls provider (one provider, as DESIGN.md asks).
+fn rustls_provider() -> Result<(), std::sync::Arc<rustls::crypto::CryptoProvider>> {
+    rustls::crypto::aws_lc_rs::default_provider().install_default()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

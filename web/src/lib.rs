@@ -1,0 +1,141 @@
+//! oxbridge's HTTP front door: one port (plus an optional HTTPS one) that
+//! mounts every component's routes, `/about/health` and `/metrics`.
+//!
+//! ```no_run
+//! # async fn run(app: axum::Router) -> anyhow::Result<()> {
+//! let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+//! let http = web::bind("127.0.0.1:8080".parse()?).await?;
+//! tokio::spawn(web::serve(http, app, stop));
+//! # Ok(()) }
+//! ```
+
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tower::Service;
+
+/// The front door's own routes around the mounted ones.
+pub fn app(mounted: Router, registry: prometheus::Registry) -> Router {
+    let registry = Arc::new(registry);
+    mounted
+        .route("/about/health", get(health))
+        .route("/metrics", get(move || metrics(registry.clone())))
+}
+
+/// `GET /about/health`: 200 with an empty JSON object while serving.
+async fn health() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+}
+
+async fn metrics(registry: Arc<prometheus::Registry>) -> impl IntoResponse {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+}
+
+/// Binds a listener, naming the address in the error.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+/// Serves `app` over plain HTTP until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    serve_with(listener, app, None, shutdown).await
+}
+
+/// Serves `app` over HTTPS with `tls` until `shutdown`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    serve_with(
+        listener,
+        app,
+        Some(tokio_rustls::TlsAcceptor::from(tls)),
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = shutdown.clone();
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let tls = tls.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| app.clone().call(req));
+            let builder = auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
+                    }
+                }
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
+                    }
+                }
+            }
+        });
+    }
+}
