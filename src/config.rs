@@ -155,4 +155,12 @@ mod tests {
         let e = Config::load(None, env.into_iter()).unwrap_err();
         assert!(format!("{e:#}").contains("listn"), "{e:#}");
     }
+
+    #[test]
+    fn example_config_in_deploy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/oxbridge.toml");
+        let c = Config::load(Some(&path), std::iter::empty()).unwrap();
+        assert_eq!(c.domain, "meet.example.org");
+        assert!(c.muc.restrict_room_creation);
+    }
 }

@@ -28,6 +28,20 @@ struct Cli {
 enum Command {
     /// Run the all-in-one server (the default).
     Serve(ServeArgs),
+    /// Load-test a deployment (this one or stock Jitsi) with simulated participants.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// XMPP sessions in MUC rooms broadcasting presence, over WebSocket.
+    Signaling(bench::signaling::SignalingArgs),
+    /// Print saved JSON reports side by side.
+    Compare {
+        /// Report files written with --json.
+        reports: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -56,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Bench(b)) => return run_bench(b),
         None => ServeArgs::default(),
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
@@ -85,6 +100,29 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(serve(config))
+}
+
+fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    use bench::signaling::{SignalingReport, run};
+    let reports = match command {
+        BenchCommand::Signaling(args) => {
+            let report = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(run(args))?;
+            vec![report]
+        }
+        BenchCommand::Compare { reports } => reports
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                Ok(serde_json::from_str::<SignalingReport>(&text)?)
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    print!("{}", SignalingReport::table(&reports));
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

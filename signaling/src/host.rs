@@ -25,6 +25,8 @@ pub fn handle(hub: &Arc<Hub>, stanza: Element) {
     };
     let reply = match (ty, payload.name(), payload.ns()) {
         (Some("get"), "ping", ns::PING) => None,
+        // RFC 3921 session establishment: a no-op kept for old clients (Strophe).
+        (Some("set"), "session", ns::SESSION) => None,
         (Some("get"), "query", ns::DISCO_INFO) => Some(disco_info()),
         (Some("get"), "query", ns::DISCO_ITEMS) => Some(disco_items(hub)),
         (Some("get"), "services", ns::EXTDISCO_2) => {

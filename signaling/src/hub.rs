@@ -60,6 +60,8 @@ pub struct Hub {
     pub metrics: Metrics,
     pub muc: MucService,
     sessions: papaya::HashMap<String, Mailbox>,
+    /// Bare JID to the full JIDs bound for it, for messages to an account.
+    resources: papaya::HashMap<String, Vec<String>>,
     parked: papaya::HashMap<String, mpsc::Sender<Takeover>>,
     components: papaya::HashMap<String, Mailbox>,
 }
@@ -90,23 +92,57 @@ impl Hub {
             env,
             metrics: Metrics::new(),
             sessions: papaya::HashMap::new(),
+            resources: papaya::HashMap::new(),
             parked: papaya::HashMap::new(),
             components: papaya::HashMap::new(),
         }))
     }
 
-    /// Registers a bound session. A second session with the same full JID
-    /// replaces the first in routing.
+    /// Registers a bound session. A second session binding the same full JID
+    /// takes over and the first is closed with a `conflict` stream error, as
+    /// Prosody's default `kick_old` does.
     pub fn register_session(&self, jid: &Jid, mailbox: Mailbox) {
-        self.sessions.pin().insert(jid.to_string(), mailbox);
+        let full = jid.to_string();
+        if let Some(old) = self.sessions.pin().insert(full.clone(), mailbox) {
+            let _ = old.tx.try_send(
+                Element::new("error", crate::ns::STREAM)
+                    .with_child(Element::new("conflict", crate::ns::STREAMS_ERR)),
+            );
+        }
+        self.resources.pin().update_or_insert_with(
+            jid.bare().to_string(),
+            |list| {
+                let mut list = list.clone();
+                if !list.contains(&full) {
+                    list.push(full.clone());
+                }
+                list
+            },
+            || vec![full.clone()],
+        );
     }
 
     /// Removes a session if `mailbox` is still the one registered for `jid`.
     pub fn unregister_session(&self, jid: &Jid, mailbox: &Mailbox) {
-        let _ = self
-            .sessions
+        let full = jid.to_string();
+        let sessions = self.sessions.pin();
+        let removed = sessions.remove_if(&full, |_, m| m.tx.same_channel(&mailbox.tx));
+        if !matches!(removed, Ok(Some(_))) {
+            return;
+        }
+        self.resources
             .pin()
-            .remove_if(&jid.to_string(), |_, m| m.tx.same_channel(&mailbox.tx));
+            .compute(jid.bare().to_string(), |entry| match entry {
+                Some((_, list)) => {
+                    let rest: Vec<String> = list.iter().filter(|f| **f != full).cloned().collect();
+                    if rest.is_empty() {
+                        papaya::Operation::Remove
+                    } else {
+                        papaya::Operation::Insert(rest)
+                    }
+                }
+                None => papaya::Operation::Abort(()),
+            });
     }
 
     pub fn session_count(&self) -> usize {
@@ -169,6 +205,30 @@ impl Hub {
         }
     }
 
+    /// A message to a bare JID goes to every bound resource of that account.
+    fn deliver_to_account(&self, to: &Jid, stanza: Element) {
+        let fulls = self
+            .resources
+            .pin()
+            .get(&to.to_string())
+            .cloned()
+            .unwrap_or_default();
+        let mut stanza = Some(stanza);
+        for (i, full) in fulls.iter().enumerate() {
+            let copy = if i + 1 == fulls.len() {
+                stanza.take()
+            } else {
+                stanza.clone()
+            };
+            if let Some(copy) = copy {
+                let _ = self.deliver_to(full, to.domain(), copy);
+            }
+        }
+        if let Some(stanza) = stanza {
+            self.bounce(&stanza, StanzaError::service_unavailable());
+        }
+    }
+
     /// Delivers a stanza whose `to` is a local session or component; a
     /// stanza for nobody is dropped (used for replies and room output).
     pub fn deliver(&self, stanza: Element) {
@@ -222,6 +282,9 @@ impl Hub {
             }
             if stanza.name() == "presence" {
                 return;
+            }
+            if stanza.name() == "message" {
+                return self.deliver_to_account(&to, stanza);
             }
             return self.bounce(&stanza, StanzaError::service_unavailable());
         }

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket as WsWebSocket } from 'ws';
 import { useServer, FOCUS_PASSWORD, DOMAIN } from './server.mjs';
-import { wsConnect, stropheConnect, xml, NS, UUID_LIKE, bare, sleep } from './xmpp.mjs';
+import { wsConnect, stropheConnect, xml, NS, UUID_LIKE, bare } from './xmpp.mjs';
 
 const ref = useServer({ before, after });
 
@@ -49,8 +49,12 @@ test('anonymous login over WebSocket (xmpp.js) gets a UUID-like JID on localhost
     assert.match(open, /version=["']1\.0["']/);
     const pong = await c.iq(xml('iq', { type: 'get', to: DOMAIN }, xml('ping', { xmlns: NS.PING })));
     assert.equal(pong.attrs.type, 'result');
+    // c.iq resolves with the whole <iq type='result'>; the features are in its <query/>.
     const info = await c.iq(xml('iq', { type: 'get', to: DOMAIN }, xml('query', { xmlns: NS.DISCO_INFO })));
-    const features = info.getChildren('feature').map((f) => f.attrs.var);
+    assert.equal(info.attrs.from, DOMAIN, 'IQ answer must come from the JID it was sent to');
+    const query = info.getChild('query', NS.DISCO_INFO);
+    assert.ok(query, `disco#info result carries a <query/>: ${info}`);
+    const features = query.getChildren('feature').map((f) => f.attrs.var);
     assert.ok(features.includes(NS.PING), `disco#info of ${DOMAIN} lists urn:xmpp:ping (got ${features})`);
   } finally {
     await c.close();
@@ -125,5 +129,4 @@ test('SASL failure over BOSH is reported to strophe as AUTHFAIL', ref.wrap(async
   const c = await stropheConnect(ref.server, { jid: 'focus@auth.localhost', password: 'wrong', expectFailure: true });
   assert.equal(c.connected, false);
   assert.ok(c.statuses.some((s) => s.startsWith('AUTHFAIL')), `statuses: ${c.statuses}`);
-  await sleep(10);
 }));

@@ -105,7 +105,8 @@ ${extraToml}
   const fd = openSync(logPath, 'a');
   const child = spawn(BIN, ['serve', '--config', configPath], {
     stdio: ['ignore', fd, fd],
-    env: { RUST_LOG: process.env.RUST_LOG || 'info', ...process.env },
+    // OXBRIDGE_* variables are config overrides for the server: pass none of ours (OXBRIDGE_BIN).
+    env: Object.fromEntries(Object.entries({ RUST_LOG: 'info', ...process.env }).filter(([k]) => !k.startsWith('OXBRIDGE_'))),
   });
   closeSync(fd);
   let exited = null;
@@ -203,8 +204,12 @@ function externalServer(base) {
  * printed when a test wrapped with ref.wrap() failed (or always with OXBRIDGE_TEST_LOG=1).
  *   const ref = useServer({ before, after });
  *   test('x', ref.wrap(async () => { ... ref.server.ws ... }));
+ * opts: startServer options, plus setup(server) / teardown() for file-wide fixtures such as
+ * long-lived clients. They run inside the same hooks, after the server is up and before it is
+ * stopped: Node 20 runs a file's top-level before() hooks concurrently, so a second before()
+ * could not rely on ref.server.
  */
-export function useServer({ before, after }, opts = {}) {
+export function useServer({ before, after }, { setup, teardown, ...opts } = {}) {
   const ref = {
     server: null,
     failed: false,
@@ -221,11 +226,16 @@ export function useServer({ before, after }, opts = {}) {
   };
   before(async () => {
     ref.server = await startServer(opts);
+    await setup?.(ref.server);
   });
   after(async () => {
-    if (ref.server) {
-      if (ref.failed || process.env.OXBRIDGE_TEST_LOG) ref.server.dumpLog();
-      await ref.server.stop();
+    try {
+      if (ref.server) await teardown?.();
+    } finally {
+      if (ref.server) {
+        if (ref.failed || process.env.OXBRIDGE_TEST_LOG) ref.server.dumpLog();
+        await ref.server.stop();
+      }
     }
   });
   return ref;

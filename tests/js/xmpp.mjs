@@ -38,7 +38,7 @@ class NodeXMLHttpRequest extends XHR2 {
 }
 globalThis.XMLHttpRequest = NodeXMLHttpRequest;
 
-const { Strophe } = await import('strophe.js');
+const { Strophe, $iq } = await import('strophe.js');
 Strophe.setLogLevel(process.env.STROPHE_DEBUG ? Strophe.LogLevel.DEBUG : Strophe.LogLevel.ERROR);
 export { Strophe, xml };
 
@@ -146,16 +146,49 @@ export const resourceOf = (j) => {
   return i < 0 ? '' : s.slice(i + 1);
 };
 
+/**
+ * `promise`, or a rejection with `message` (a string or a function making one) after `ms`.
+ * The timer is cleared as soon as the promise settles: a pending timer would keep the test
+ * process alive after its last test.
+ */
+export function withTimeout(promise, ms, message) {
+  let timer;
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(typeof message === 'function' ? message() : message)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 // ---------------------------------------------------------------------------------------------
 // xmpp.js over WebSocket.
 
+/** xmpp.js 0.14 has no 'input' event: keep every chunk the socket delivers. */
+export function recordInput(xmpp, into) {
+  const onData = xmpp._onData;
+  xmpp._onData = function (data) {
+    into.push(data.toString('utf8'));
+    return onData.call(this, data);
+  };
+}
+
+/** Stop an xmpp.js client, and kill its socket if the server does not close it in time. */
+async function stopXmpp(xmpp, ms = 2000) {
+  try {
+    await withTimeout(xmpp.stop(), ms, 'stop() timed out');
+  } catch {}
+  try {
+    xmpp.socket?.socket?.terminate?.();
+  } catch {}
+}
+
 /**
  * Connect with xmpp.js over WebSocket. Anonymous unless username/password given (then SASL PLAIN).
- * opts: { token, room, domain, username, password, sm (default true), query }
- * Returns a wrapper: { xmpp, jid, inbox, send(el), iq(el), close(), raw: [] }.
+ * opts: { token, room, domain, username, password, query, url, label, timeout }
+ * Returns a wrapper: { xmpp, jid, inbox, rawIn, rawOut, send(el), iq(el), close(), dropSocket() }.
+ * If the login fails, the client is stopped and the error (e.g. SASLError) is thrown.
  */
 export async function wsConnect(server, opts = {}) {
-  const { token, room, username, password, sm = true, label = 'ws-client' } = opts;
+  const { token, room, username, password, label = 'ws-client' } = opts;
   const domain = opts.domain ?? (username ? 'auth.localhost' : DOMAIN);
   const service = withQuery(opts.url ?? server.ws, { room, token, ...(opts.query || {}) });
   const xmpp = xmppClient({
@@ -172,8 +205,8 @@ export async function wsConnect(server, opts = {}) {
   const inbox = new Inbox(label);
   const rawIn = [];
   const rawOut = [];
-  xmpp.on('input', (d) => rawIn.push(d));
-  xmpp.on('output', (d) => rawOut.push(d));
+  recordInput(xmpp, rawIn);
+  xmpp.on('send', (el) => rawOut.push(el.toString()));
   xmpp.on('stanza', (el) => inbox.push(el));
   xmpp.on('error', () => {}); // surfaced through start()/tests instead
   // answer pings and disco#info on the full JID like a client would
@@ -181,12 +214,17 @@ export async function wsConnect(server, opts = {}) {
     xml('query', { xmlns: NS.DISCO_INFO }, xml('identity', { category: 'client', type: 'web' }), xml('feature', { var: NS.DISCO_INFO })),
   );
   const timeout = opts.timeout ?? 10_000;
-  const address = await Promise.race([
-    xmpp.start(),
-    sleep(timeout).then(() => {
-      throw new Error(`${label}: xmpp.js start() timed out after ${timeout} ms; input: ${rawIn.join('\n')}`);
-    }),
-  ]);
+  let address;
+  try {
+    address = await withTimeout(
+      xmpp.start(),
+      timeout,
+      () => `${label}: xmpp.js start() timed out after ${timeout} ms; input: ${rawIn.join('\n')}`,
+    );
+  } catch (err) {
+    await stopXmpp(xmpp);
+    throw err;
+  }
   // xmpp.js resolves start() at bind, before <enabled/> is processed; stanzas that arrive in
   // between are not counted in h (xmpp.js 0.14 race). Wait for SM to be on when offered.
   if (rawIn.some((d) => d.includes('urn:xmpp:sm:3'))) {
@@ -202,14 +240,7 @@ export async function wsConnect(server, opts = {}) {
     label,
     send: (el) => xmpp.send(el),
     iq: (el, timeoutMs = 5000) => xmpp.iqCaller.request(el, timeoutMs),
-    async close() {
-      try {
-        await Promise.race([xmpp.stop(), sleep(2000)]);
-      } catch {}
-      try {
-        xmpp.socket?.socket?.terminate?.();
-      } catch {}
-    },
+    close: () => stopXmpp(xmpp),
     /** Kill the TCP connection without a WebSocket close frame. */
     dropSocket() {
       const ws = xmpp.socket?.socket;
@@ -227,23 +258,16 @@ export async function wsConnectExpectFailure(server, opts = {}) {
   const xmpp = xmppClient({ service, domain: DOMAIN });
   xmpp.reconnect.stop();
   const rawIn = [];
-  xmpp.on('input', (d) => rawIn.push(d));
+  recordInput(xmpp, rawIn);
   xmpp.on('error', () => {});
   try {
-    await Promise.race([xmpp.start(), sleep(10_000).then(() => Promise.reject(new Error('start() timed out')))]);
+    await withTimeout(xmpp.start(), 10_000, 'start() timed out');
   } catch (err) {
-    try {
-      await Promise.race([xmpp.stop(), sleep(1000)]);
-    } catch {}
-    try {
-      xmpp.socket?.socket?.terminate?.();
-    } catch {}
+    await stopXmpp(xmpp, 1000);
     return { err, rawIn };
   }
   const jid = xmpp.jid?.toString();
-  try {
-    await Promise.race([xmpp.stop(), sleep(1000)]);
-  } catch {}
+  await stopXmpp(xmpp, 1000);
   return { err: null, rawIn, jid };
 }
 
@@ -254,7 +278,8 @@ const STATUS_NAMES = Object.fromEntries(Object.entries(Strophe.Status).map(([k, 
 
 /**
  * Connect with strophe.js. Anonymous (bare domain JID, no password) unless jid/password given.
- * opts: { url (default server.bosh), token, room, jid, password, label }
+ * opts: { url (default server.bosh), token, room, jid, password, label, timeout, expectFailure }
+ * With expectFailure a failed login resolves (connected: false, statuses) instead of throwing.
  */
 export async function stropheConnect(server, opts = {}) {
   const { token, room, label = 'strophe-client' } = opts;
@@ -280,7 +305,7 @@ export async function stropheConnect(server, opts = {}) {
       if (type !== 'get' && type !== 'set') return true;
       const q = el.firstElementChild;
       const ns = q?.getAttribute('xmlns');
-      const reply = Strophe.$iq({ type: 'result', id: el.getAttribute('id'), to: el.getAttribute('from') });
+      const reply = $iq({ type: 'result', id: el.getAttribute('id'), to: el.getAttribute('from') });
       if (ns === NS.DISCO_INFO) reply.c('query', { xmlns: NS.DISCO_INFO }).c('identity', { category: 'client', type: 'web' });
       else if (ns !== NS.PING) return true;
       conn.send(reply.tree());
@@ -290,28 +315,51 @@ export async function stropheConnect(server, opts = {}) {
     'iq',
   );
   const statuses = [];
-  const connected = await new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${label}: strophe connect timed out; statuses ${statuses.join(',')}; input:\n${rawIn.join('\n')}`)),
-      opts.timeout ?? 10_000,
-    );
-    conn.connect(opts.jid ?? DOMAIN, opts.password ?? null, (status, condition) => {
-      statuses.push(`${STATUS_NAMES[status]}${condition ? `(${condition})` : ''}`);
-      if (status === Strophe.Status.CONNECTED) {
-        clearTimeout(timer);
-        resolve(true);
-      } else if (
-        status === Strophe.Status.AUTHFAIL ||
-        status === Strophe.Status.CONNFAIL ||
-        status === Strophe.Status.ERROR ||
-        (status === Strophe.Status.DISCONNECTED && !opts.expectFailure)
-      ) {
-        clearTimeout(timer);
-        if (opts.expectFailure) resolve(false);
-        else reject(new Error(`${label}: strophe failed: ${statuses.join(',')}; input:\n${rawIn.join('\n')}`));
-      }
-    });
+  // One status callback for the whole life of the connection: it settles the connect attempt
+  // (later calls of settle are no-ops) and tells close() when Strophe is done; only then does
+  // Strophe stop its 100 ms idle timer, which would otherwise keep the test process alive.
+  let settle;
+  const settled = new Promise((resolve) => (settle = resolve));
+  let disconnected = false;
+  const onDisconnected = [];
+  conn.connect(opts.jid ?? DOMAIN, opts.password ?? null, (status, condition) => {
+    statuses.push(`${STATUS_NAMES[status]}${condition ? `(${condition})` : ''}`);
+    if (status === Strophe.Status.DISCONNECTED) {
+      disconnected = true;
+      onDisconnected.splice(0).forEach((f) => f());
+    }
+    if (status === Strophe.Status.CONNECTED) settle(true);
+    else if ([Strophe.Status.AUTHFAIL, Strophe.Status.CONNFAIL, Strophe.Status.ERROR, Strophe.Status.DISCONNECTED].includes(status)) {
+      settle(false);
+    }
   });
+  /** Disconnect (terminate body / <close/> if still connected) and wait until Strophe is done. */
+  let closing = null;
+  const close = () =>
+    (closing ??= (async () => {
+      if (disconnected) return;
+      const done = new Promise((resolve) => onDisconnected.push(resolve));
+      conn.disconnect('test done');
+      // Strophe itself stops waiting for the server after its disconnection_timeout (3 s).
+      await withTimeout(done, 5000, `${label}: strophe did not disconnect`).catch(() => {});
+    })());
+  let connected;
+  try {
+    connected = await withTimeout(
+      settled,
+      opts.timeout ?? 10_000,
+      () => `${label}: strophe connect timed out; statuses ${statuses.join(',')}; input:\n${rawIn.join('\n')}`,
+    );
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  if (!connected) {
+    const err = new Error(`${label}: strophe failed: ${statuses.join(',')}; input:\n${rawIn.join('\n')}`);
+    // After AUTHFAIL Strophe stays connected (the app may retry): end it, as lib-jitsi-meet does.
+    await close();
+    if (!opts.expectFailure) throw err;
+  }
   const c = {
     kind: url.startsWith('ws') ? 'strophe/ws' : 'strophe/bosh',
     conn,
@@ -336,22 +384,7 @@ export async function stropheConnect(server, opts = {}) {
         );
       });
     },
-    async close() {
-      if (!conn.connected) return;
-      await new Promise((resolve) => {
-        const t = setTimeout(resolve, 3000);
-        conn.addHandler(() => true); // keep handler list non-empty
-        const prev = conn.connect_callback;
-        conn.connect_callback = (status, cond) => {
-          prev?.(status, cond);
-          if (status === Strophe.Status.DISCONNECTED) {
-            clearTimeout(t);
-            resolve();
-          }
-        };
-        conn.disconnect('test done');
-      });
-    },
+    close,
   };
   return c;
 }

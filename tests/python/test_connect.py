@@ -169,3 +169,39 @@ async def test_unknown_iq_to_domain_is_answered_with_error(h, srv):
     assert error_condition(resp) in ("service-unavailable", "feature-not-implemented"), resp
     # the session is still usable afterwards
     await c.ping()
+
+
+@xmpp_test()
+async def test_no_login_before_starttls(h, srv):
+    import base64
+    for mech, payload in (("PLAIN", base64.b64encode(f"\0alice\0{ALICE_PASS}".encode()).decode()),
+                          ("ANONYMOUS", "")):
+        conn, feats = await raw_open_stream(srv.host, srv.c2s_port, DOMAIN)
+        h.track(conn)
+        await conn.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{mech}'>{payload}</auth>")
+        got = await conn.read_until(rb"(<success[^>]*>|<failure.*?</failure>|<failure[^>]*/>|</stream:stream>)",
+                                    timeout=5)
+        assert b"<success" not in got, f"{mech} login accepted before STARTTLS: {got!r}"
+
+
+@xmpp_test()
+async def test_messages_and_iqs_between_users(h, srv):
+    a = await h.anon("a")
+    b = await h.anon("b")
+    # to the bare JID: delivered to the (only) available session
+    b.send_raw("<presence/>")
+    await b.ping()  # the initial presence has been handled once this answer is back
+    a.send_message(mto=b.boundjid.bare, mbody="to your bare jid", mtype="chat")
+    m = await b.messages.expect(lambda m: m["body"] == "to your bare jid", "message to bare JID")
+    assert str(m["from"]) == str(a.boundjid), f"from must be the sender's full JID: {m}"
+    # to the full JID
+    a.send_message(mto=b.boundjid.full, mbody="to your full jid", mtype="chat")
+    m = await b.messages.expect(lambda m: m["body"] == "to your full jid", "message to full JID")
+    assert str(m["from"]) == str(a.boundjid), m
+    # an IQ to a full JID is answered by that client
+    resp = await a.iq(b.boundjid.full, "get", "<probe xmlns='urn:oxbridge:test'>direct</probe>")
+    assert resp["type"] == "result", resp
+    assert str(resp["from"]) == str(b.boundjid), resp
+    assert resp.xml.find("{urn:oxbridge:test}probe").text == "echo:direct", resp
+    got = await b.test_iqs.expect(lambda iq: True, "direct IQ")
+    assert str(got["from"]) == str(a.boundjid), got

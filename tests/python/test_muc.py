@@ -5,9 +5,9 @@ import json
 import xml.etree.ElementTree as ET
 
 from helpers import (
-    FOCUS_JID, MUC, NS_CLIENT, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_OWNER, NS_TEST,
+    FOCUS_JID, MUC, NS_CLIENT, NS_MUC_USER, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_OWNER, NS_TEST,
     await_self_presence, endpoint_nick, error_condition, error_type, form_fields, is_presence_from,
-    join, muc_admin_item, muc_item, room_size, send_join, status_codes, unique_room, xmpp_test,
+    join, muc_admin_item, muc_item, muc_x, room_size, send_join, status_codes, unique_room, xmpp_test,
 )
 
 
@@ -427,3 +427,140 @@ async def test_join_existing_room_does_not_wait(h, srv):
     b = await h.anon("late")
     occ, p = await join(b, room, timeout=5)
     assert muc_item(p).get("role") == "participant", p
+
+
+@xmpp_test()
+async def test_kick_presence_carries_reason(h, srv):
+    room, f, [(a, a_occ), (b, b_occ)] = await room_with(h, 2)
+    a_nick = a_occ.rsplit("/", 1)[1]
+    resp = await f.iq(f"{room}@{MUC}", "set", muc_admin_item({"nick": a_nick, "role": "none"}, "too loud"))
+    assert resp["type"] == "result", resp
+    for viewer in (a, b):
+        p = await viewer.presences.expect(unavailable_from(a_occ), "kick presence")
+        item = muc_x(p).find(f"{{{NS_MUC_USER}}}item")
+        reason = item.find(f"{{{NS_MUC_USER}}}reason")
+        assert reason is not None and reason.text == "too loud", f"kick reason not relayed: {p}"
+
+
+@xmpp_test()
+async def test_moderator_cannot_kick_owner(h, srv):
+    room, f, [(a, a_occ), (b, b_occ)] = await room_with(h, 2)
+    a_nick = a_occ.rsplit("/", 1)[1]
+    resp = await f.iq(f"{room}@{MUC}", "set", muc_admin_item({"nick": a_nick, "role": "moderator"}))
+    assert resp["type"] == "result", resp
+    await a.presences.expect(
+        lambda p: available_from(a_occ)(p) and (muc_item(p) or {}).get("role") == "moderator",
+        "own promotion to moderator")
+    kick = await a.iq(f"{room}@{MUC}", "set", muc_admin_item({"nick": "focus", "role": "none"}))
+    assert kick["type"] == "error", f"a moderator kicked the owner: {kick}"
+    assert error_condition(kick) == "not-allowed", kick
+    f.send_message(mto=f"{room}@{MUC}", mbody="focus-still-here", mtype="groupchat")
+    await b.messages.expect(lambda m: str(m["from"]) == f"{room}@{MUC}/focus" and m["body"] == "focus-still-here",
+                            "message from the focus")
+
+
+@xmpp_test()
+async def test_errors_for_missing_occupants_and_outsiders(h, srv):
+    room, f, [(a, a_occ)] = await room_with(h, 1)
+    ghost = f"{room}@{MUC}/nobody-here"
+    a.send_raw(f"<message to='{ghost}' type='chat' id='pm1'><body>hello?</body></message>")
+    err = await a.messages.expect(lambda m: m["type"] == "error" and str(m["from"]) == ghost,
+                                  "error for a private message to a missing occupant")
+    assert error_condition(err) == "item-not-found", err
+    resp = await a.iq(ghost, "get", f"<probe xmlns='{NS_TEST}'>x</probe>")
+    assert resp["type"] == "error", resp
+    assert error_condition(resp) == "item-not-found", resp
+    # someone who is not in the room cannot post to it
+    outsider = await h.anon("outsider")
+    outsider.send_raw(f"<message to='{room}@{MUC}' type='groupchat' id='gc1'><body>spam</body></message>")
+    err = await outsider.messages.expect(lambda m: m["type"] == "error", "error for a non-occupant's groupchat")
+    assert error_condition(err) in ("not-acceptable", "forbidden", "not-allowed"), err
+    await a.ping()
+    assert a.messages.pending(lambda m: m["body"] == "spam") == [], "non-occupant's message was broadcast"
+
+
+@xmpp_test()
+async def test_room_names_are_case_insensitive(h, srv):
+    room = unique_room("CaseRoom")
+    f = await h.focus()
+    f_occ, _ = await join(f, room.lower(), "focus")
+    a = await h.anon("upper")
+    nick = endpoint_nick(a)
+    occ = send_join(a, room.upper(), nick)   # ROOM@conference.localhost
+    p = await a.presences.expect(
+        lambda p: str(p["from"]).lower() == f"{room.lower()}@{MUC}/{nick}" and
+        (p.xml.get("type") == "error" or 110 in status_codes(p)),
+        "self-presence for the upper-case room JID", timeout=5)
+    assert p.xml.get("type") != "error", f"joining by upper-case name failed: {p}"
+    assert str(p["from"]) == f"{room.lower()}@{MUC}/{nick}", f"room JID not normalised: {p}"
+    await a.presences.expect(available_from(f_occ), "the focus, in the same room")
+
+
+@xmpp_test()
+async def test_owner_destroys_room(h, srv):
+    room, f, [(a, a_occ), (b, b_occ)] = await room_with(h, 2)
+    resp = await f.iq(f"{room}@{MUC}", "set",
+                      f"<query xmlns='{NS_MUC_OWNER}'><destroy jid='{room}@{MUC}'><reason>meeting over</reason>"
+                      "</destroy></query>")
+    assert resp["type"] == "result", resp
+    for viewer, occ in ((a, a_occ), (b, b_occ)):
+        p = await viewer.presences.expect(unavailable_from(occ), "own unavailable on destroy")
+        d = muc_x(p).find(f"{{{NS_MUC_USER}}}destroy")
+        assert d is not None, f"no <destroy/> in the presence: {p}"
+        r = d.find(f"{{{NS_MUC_USER}}}reason")
+        assert r is not None and r.text == "meeting over", p
+    status, body = await wait_room_gone(srv.http_port, room)
+    assert status == 404, (status, body)
+
+
+@xmpp_test()
+async def test_participant_cannot_destroy_room(h, srv):
+    room, f, [(a, a_occ)] = await room_with(h, 1)
+    resp = await a.iq(f"{room}@{MUC}", "set", f"<query xmlns='{NS_MUC_OWNER}'><destroy/></query>")
+    assert resp["type"] == "error", f"participant destroyed the room: {resp}"
+    assert error_condition(resp) == "forbidden", resp
+    status, body = await room_size(srv.http_port, room)
+    assert (status, body) == (200, {"participants": 1}), (status, body)
+
+
+@xmpp_test()
+async def test_unusual_xml_in_presence_is_preserved(h, srv):
+    room, f, [(b, b_occ)] = await room_with(h, 1)
+    a = await h.anon("xmlish")
+    big = "x" * 40000
+    extra = (
+        "<jitsi_participant_attr q=\"a&quot;b\" s='c&apos;d' l='&lt;e&gt;&amp;'>v</jitsi_participant_attr>"
+        "<foo:bar xmlns:foo='urn:example:prefixed'><foo:baz n='1'>deep</foo:baz></foo:bar>"
+        "<nested><l1><l2><l3>bottom</l3></l2></l1></nested>"
+        f"<jitsi_participant_e2ee.idKey.ed25519>{big}</jitsi_participant_e2ee.idKey.ed25519>"
+    )
+    a_occ, _ = await join(a, room, extra=extra)
+    p = await b.presences.expect(available_from(a_occ), "presence with unusual XML")
+    attr = p.xml.find(f"{{{NS_CLIENT}}}jitsi_participant_attr")
+    assert attr is not None and dict(attr.attrib) == {"q": 'a"b', "s": "c'd", "l": "<e>&"} and attr.text == "v", p
+    baz = p.xml.find("{urn:example:prefixed}bar/{urn:example:prefixed}baz")
+    assert baz is not None and baz.get("n") == "1" and baz.text == "deep", p
+    assert p.xml.find(f"{{{NS_CLIENT}}}nested/{{{NS_CLIENT}}}l1/{{{NS_CLIENT}}}l2/{{{NS_CLIENT}}}l3").text == "bottom", p
+    key = p.xml.find(f"{{{NS_CLIENT}}}jitsi_participant_e2ee.idKey.ed25519")
+    assert key is not None and key.text == big, "40 kB presence child truncated or lost"
+
+
+@xmpp_test(timeout=90)
+async def test_many_participants_join_at_once(h, srv):
+    room, f = await h.room_with_focus()
+    n = 10
+    people = await asyncio.gather(*(h.anon(f"m{i}") for i in range(n)))
+    occs = [send_join(c, room, endpoint_nick(c), extra=f"<stats-id>m{i}</stats-id>") for i, c in enumerate(people)]
+    for c, occ in zip(people, occs):
+        p = await await_self_presence(c, occ, timeout=15)
+        assert p.xml.get("type") != "error", p
+    everyone = occs + [f"{room}@{MUC}/focus"]
+    for c, own in zip(people, occs):
+        for other in everyone:
+            if other != own:
+                await c.presences.expect(available_from(other), f"presence of {other}", timeout=15)
+    status, body = await room_size(srv.http_port, room)
+    assert (status, body) == (200, {"participants": n}), (status, body)
+    people[0].send_message(mto=f"{room}@{MUC}", mbody="roll call", mtype="groupchat")
+    for c in people[1:] + [f]:
+        await c.messages.expect(lambda m: m["body"] == "roll call", "groupchat to the full room")

@@ -269,7 +269,9 @@ impl Room {
         }
         let creating = !self.created;
         self.created = true;
-        if origin.token_moderator && affiliation < Affiliation::Owner {
+        // XEP-0045 §10.1: whoever creates a room owns it (under Jitsi's rules
+        // only the focus can create, and it is an owner anyway).
+        if (origin.token_moderator || creating) && affiliation < Affiliation::Owner {
             affiliation = Affiliation::Owner;
             self.affiliations
                 .insert(from.bare().to_string(), Affiliation::Owner);
@@ -358,6 +360,18 @@ impl Room {
         codes: &[&str],
         actor: Option<(&str, Option<String>)>,
     ) {
+        self.leave_with(i, unavailable, codes, actor, None)
+    }
+
+    /// As `leave`, with an extra `muc#user` child (the `<destroy/>` notice).
+    fn leave_with(
+        &mut self,
+        i: usize,
+        unavailable: &Element,
+        codes: &[&str],
+        actor: Option<(&str, Option<String>)>,
+        notice: Option<&Element>,
+    ) {
         let gone = self.occupants.remove(i);
         let affiliation = self.affiliation(&gone.real);
         let make = |to: &Jid, own: bool| {
@@ -381,6 +395,9 @@ impl Room {
                 }
             }
             let mut x = Element::new("x", ns::MUC_USER).with_child(item);
+            if let Some(n) = notice {
+                x.push_child(n.clone());
+            }
             for c in codes {
                 x.push_child(Element::new("status", ns::MUC_USER).with_attr("code", *c));
             }
@@ -629,11 +646,19 @@ impl Room {
             }
             return self.out.push_back(stanza::iq_result(&iq, None));
         }
-        if q.child("destroy", ns::MUC_OWNER).is_some() {
+        if let Some(d) = q.child("destroy", ns::MUC_OWNER) {
+            // XEP-0045 §10.9: everyone is told why, and where to go instead.
+            let mut notice = Element::new("destroy", ns::MUC_USER);
+            if let Some(alt) = d.attr("jid") {
+                notice = notice.with_attr("jid", alt);
+            }
+            if let Some(r) = d.child("reason", ns::MUC_OWNER) {
+                notice.push_child(Element::new("reason", ns::MUC_USER).with_text(r.text()));
+            }
             self.out.push_back(stanza::iq_result(&iq, None));
+            let unavailable = Element::new("presence", ns::CLIENT);
             while !self.occupants.is_empty() {
-                let destroy = Element::new("presence", ns::CLIENT);
-                self.leave(0, &destroy, &[], None);
+                self.leave_with(0, &unavailable, &[], None, Some(&notice));
             }
             return;
         }

@@ -223,6 +223,13 @@ impl Session {
 
     fn fail(&mut self, err: StreamError, text: Option<&str>) {
         if !matches!(self.state, State::Closed) {
+            if matches!(self.state, State::ExpectHeader) {
+                // RFC 6120 4.9.1.1: a stream error needs an open stream to travel in.
+                self.out.push_back(Output::Open {
+                    id: self.stream_id.clone(),
+                    from: self.env.domain.clone(),
+                });
+            }
             self.state = State::Closed;
             self.out
                 .push_back(Output::Close(Some((err, text.map(str::to_owned)))));
@@ -237,10 +244,6 @@ impl Session {
         }
         let to = header.attr("to").unwrap_or("").to_lowercase();
         if to != self.env.domain && to != self.env.auth_domain {
-            self.out.push_back(Output::Open {
-                id: self.stream_id.clone(),
-                from: self.env.domain.clone(),
-            });
             return self.fail(StreamError::HostUnknown, None);
         }
         if self.host.is_empty() {
@@ -437,7 +440,7 @@ impl Session {
         {
             random_id()[..12].to_owned()
         } else {
-            format!("{requested}-{}", &random_id()[..6])
+            requested
         };
         let jid = user.with_resource(&resource);
         let result = stanza::iq_result(

@@ -130,6 +130,9 @@ enum Ending {
 }
 
 /// Runs `session` over `link` until it ends (or hibernates and times out).
+/// Stanzas moved from a session's mailbox to its connection per wake-up.
+const MAX_DELIVERY_BATCH: usize = 64;
+
 pub async fn drive<L: Link>(
     hub: Arc<Hub>,
     mut link: L,
@@ -231,7 +234,23 @@ pub async fn drive<L: Link>(
                 Some(LinkEvent::Close) => session.handle_close(),
                 Some(LinkEvent::Error(e, text)) => session.handle_stream_error(e, &text),
             },
-            Some(s) = mrx.rx.recv() => session.deliver(s),
+            Some(s) = mrx.rx.recv() => {
+                // Take what else is queued too, so a busy session writes it in one go.
+                let mut next = Some(s);
+                let mut taken = 0;
+                while let Some(s) = next.take() {
+                    if s.is("error", ns::STREAM) {
+                        // The hub closes a session this way (its JID was taken over).
+                        session.handle_stream_error(StreamError::Conflict, "replaced by a new session");
+                        break;
+                    }
+                    session.deliver(s);
+                    taken += 1;
+                    if taken < MAX_DELIVERY_BATCH {
+                        next = mrx.rx.try_recv().ok();
+                    }
+                }
+            }
             _ = mrx.overflow.notified() => session.handle_stream_error(StreamError::PolicyViolation, "too many stanzas queued for this session"),
             _ = shutdown.changed() => session.handle_stream_error(StreamError::SystemShutdown, "server shutting down"),
         }

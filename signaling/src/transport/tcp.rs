@@ -113,15 +113,7 @@ impl Link for TcpLink {
                 });
             }
             if let Err(e) = result {
-                if !self.opened {
-                    // Nothing open to put a stream error in: RFC 6120 says open one first.
-                    self.opened = true;
-                    self.events
-                        .push_back(LinkEvent::Open(crate::xml::Element::new(
-                            "stream",
-                            ns::STREAM,
-                        )));
-                }
+                self.opened = true;
                 self.events.push_back(parse_error(&e));
             }
         }

@@ -130,8 +130,13 @@ pub async fn handler(
     };
     let max = hub.config.xmpp.limits.max_stanza_bytes;
     let shutdown = state.shutdown.clone();
+    // tungstenite's 128 KiB default buffers would be zeroed on every read and
+    // cost 256 KiB per idle session; stanzas are small. Frames fed together
+    // (a batch of deliveries) still leave in one write up to 8 KiB.
     upgrade
         .protocols(["xmpp"])
+        .read_buffer_size(4096)
+        .write_buffer_size(8192)
         .max_message_size(max.max(4 << 20))
         .on_upgrade(move |socket| run(hub, socket, params, shutdown))
 }

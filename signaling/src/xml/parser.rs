@@ -68,6 +68,7 @@ pub struct StreamParser {
     parser: Parser,
     limits: Limits,
     root_open: bool,
+    started: bool,
     closed: bool,
     stack: Vec<Element>,
     stanza_bytes: usize,
@@ -81,6 +82,7 @@ impl StreamParser {
             parser: Parser::with_options(options),
             limits,
             root_open: false,
+            started: false,
             closed: false,
             stack: Vec::new(),
             stanza_bytes: 0,
@@ -111,6 +113,18 @@ impl StreamParser {
 
     /// Parses `data`, appending events to `out`.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), ParseError> {
+        if !self.root_open {
+            // rxml holds text before the root until a '<' ends it; an HTTP request or
+            // plain text would wait forever. Refuse it at its first byte instead.
+            if let Some(&b) = data.iter().find(|b| !b.is_ascii_whitespace()) {
+                if b != b'<' && !self.started {
+                    return Err(ParseError::NotWellFormed(
+                        "text before the stream header".into(),
+                    ));
+                }
+                self.started = true;
+            }
+        }
         loop {
             if self.closed && !data.iter().all(u8::is_ascii_whitespace) {
                 return Err(ParseError::AfterClose);
@@ -257,5 +271,22 @@ mod tests {
             panic!()
         };
         assert_eq!(iq.ns(), "jabber:client");
+    }
+
+    #[test]
+    fn text_before_the_header_is_refused_at_once() {
+        for junk in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"hello",
+            b"\x16\x03\x01\x02\x00",
+        ] {
+            let (ev, r) = parse(&[junk], Limits::default());
+            assert!(ev.is_empty());
+            assert!(matches!(r, Err(ParseError::NotWellFormed(_))), "{junk:?}");
+        }
+        // A header split anywhere is fine.
+        let (ev, r) = parse(&[&HEAD[..1], &HEAD[1..3], &HEAD[3..]], Limits::default());
+        r.unwrap();
+        assert_eq!(ev.len(), 1);
     }
 }

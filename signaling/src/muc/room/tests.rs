@@ -230,3 +230,21 @@ fn the_room_is_finished_when_the_last_occupant_leaves() {
     assert!(codes(&out[0]).contains(&"110".to_string()));
     assert!(r.is_finished());
 }
+
+#[test]
+fn without_restriction_the_creator_owns_the_room() {
+    let now = Instant::now();
+    let mut r = room(false);
+    r.handle(join(A, "aaaa1111"), Origin::default(), now);
+    let out = drain(&mut r);
+    let own = to(&out, A)[0];
+    assert_eq!(item(own).attr("affiliation"), Some("owner"));
+    assert!(codes(own).contains(&"201".to_string()));
+    r.handle(join(B, "bbbb2222"), Origin::default(), now);
+    let out = drain(&mut r);
+    let b_self = to(&out, B)
+        .into_iter()
+        .find(|p| p.name() == "presence" && p.attr("from") == Some(&format!("{ROOM}/bbbb2222")))
+        .unwrap();
+    assert_eq!(item(b_self).attr("affiliation"), Some("none"));
+}

@@ -1,0 +1,160 @@
+// Browser side of the browser tests: a tiny page server and a Chromium launcher.
+//
+// servePage() serves, from 127.0.0.1 on a free port (a secure context for getUserMedia), one HTML
+// page that loads jQuery and the stock lib-jitsi-meet bundle (@lyno/lib-jitsi-meet, V21 vintage)
+// from node_modules. The page defines window.start({ serviceUrl, room }) which connects with
+// JitsiMeetJS the way the Jitsi web app does and joins the conference; every connection and
+// conference event it sees is appended to window.events.
+//
+// openBrowser() starts Debian's /usr/bin/chromium through playwright-core with a fresh empty
+// profile directory (see /work/shared/notes/browser-testing.md for the flags) and records the
+// page's console output, WebSocket URLs and HTTP requests, for assertions and failure messages.
+
+import { createServer } from 'node:http';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { DOMAIN, MUC, FOCUS_COMPONENT } from '../js/server.mjs';
+
+const require = createRequire(import.meta.url);
+const FILES = {
+  '/jquery.min.js': require.resolve('jquery/dist/jquery.min.js'),
+  '/lib-jitsi-meet.min.js': require.resolve('@lyno/lib-jitsi-meet/lib-jitsi-meet.min.js'),
+};
+
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>oxbridge browser test</title>
+<script src="/jquery.min.js"></script>
+<script>window.jquery = window.jQuery; // the bundle's UMD wrapper reads the lower-case global</script>
+<script src="/lib-jitsi-meet.min.js"></script>
+<script>
+window.events = [];
+window.start = ({ serviceUrl, room }) => {
+  const note = (name, detail) => window.events.push({ name, detail: detail === undefined ? undefined : String(detail) });
+  const { connection: C, conference: F } = JitsiMeetJS.events;
+  JitsiMeetJS.init({});
+  JitsiMeetJS.setLogLevel(JitsiMeetJS.logLevels.INFO);
+  const connection = new JitsiMeetJS.JitsiConnection(null, null, {
+    hosts: { domain: ${JSON.stringify(DOMAIN)}, muc: ${JSON.stringify(MUC)}, focus: ${JSON.stringify(FOCUS_COMPONENT)} },
+    serviceUrl,
+  });
+  window.connection = connection;
+  connection.addEventListener(C.CONNECTION_FAILED, (err, msg) => note('CONNECTION_FAILED', err + ' ' + (msg || '')));
+  connection.addEventListener(C.CONNECTION_DISCONNECTED, (msg) => note('CONNECTION_DISCONNECTED', msg));
+  connection.addEventListener(C.CONNECTION_ESTABLISHED, () => {
+    note('CONNECTION_ESTABLISHED', connection.getJid());
+    const conference = connection.initJitsiConference(room, {});
+    window.conference = conference;
+    conference.on(F.CONFERENCE_JOINED, () => note('CONFERENCE_JOINED', conference.myUserId()));
+    conference.on(F.CONFERENCE_FAILED, (err) => note('CONFERENCE_FAILED', err));
+    conference.on(F.CONFERENCE_ERROR, (err) => note('CONFERENCE_ERROR', err));
+    conference.join();
+  });
+  connection.connect();
+};
+window.stop = async () => {
+  try { await window.conference?.leave(); } catch (e) {}
+  try { window.connection?.disconnect(); } catch (e) {}
+};
+</script>
+`;
+
+/** Serve the test page and the two scripts on 127.0.0.1; resolves to { url, close() }. */
+export async function servePage() {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+    } else if (path === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
+    } else if (FILES[path]) {
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(readFileSync(FILES[path]));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/**
+ * Launch Chromium with a new profile and open one page at `url`.
+ * Returns { page, console: [], websockets: [], requests: [], consoleText(), close() }.
+ */
+export async function openBrowser(url) {
+  const profile = mkdtempSync(join(tmpdir(), 'oxbridge-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ARGS,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const b = {
+    page,
+    console: [],
+    websockets: [],
+    requests: [],
+    consoleText: () => b.console.join('\n'),
+    async close() {
+      let timer;
+      try {
+        await Promise.race([page.evaluate(() => window.stop?.()), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      } catch {}
+      clearTimeout(timer);
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+  page.on('console', (m) => b.console.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => b.console.push(`[pageerror] ${e.stack || e.message}`));
+  page.on('websocket', (ws) => b.websockets.push(ws.url()));
+  page.on('request', (r) => b.requests.push(`${r.method()} ${r.url()}`));
+  try {
+    await page.goto(url);
+  } catch (e) {
+    await b.close();
+    throw e;
+  }
+  return b;
+}
+
+/**
+ * Wait until the page has recorded event `name` (window.events); fail at once on any of `failOn`
+ * and after `timeout` ms with the events seen so far. Resolves to the event's detail.
+ */
+export async function pageEvent(page, name, { timeout = 10_000, failOn = ['CONNECTION_FAILED', 'CONFERENCE_FAILED'] } = {}) {
+  const names = [name, ...failOn];
+  try {
+    await page.waitForFunction((ns) => window.events.some((e) => ns.includes(e.name)), names, { timeout });
+  } catch (e) {
+    if (e.name !== 'TimeoutError') throw e;
+  }
+  const events = await page.evaluate(() => window.events);
+  const seen = JSON.stringify(events);
+  const hit = events.find((e) => e.name === name);
+  if (hit) return hit.detail;
+  const failure = events.find((e) => failOn.includes(e.name));
+  if (failure) throw new Error(`page: ${failure.name} (${failure.detail}) while waiting for ${name}; events: ${seen}`);
+  throw new Error(`page: no ${name} within ${timeout} ms; events: ${seen}`);
+}
