@@ -384,7 +384,8 @@ impl SignalingReport {
             Some(v) => format!("{v:.prec$}"),
             None => "-".into(),
         };
-        let rows: Vec<(&str, Box<dyn Fn(&SignalingReport) -> String>)> = vec![
+        type Cell<'a> = Box<dyn Fn(&SignalingReport) -> String + 'a>;
+        let rows: Vec<(&str, Cell)> = vec![
             ("sessions joined", Box::new(|r| r.sessions.to_string())),
             ("room size", Box::new(|r| r.room_size.to_string())),
             (

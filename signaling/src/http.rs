@@ -44,10 +44,10 @@ async fn snapshot(
     let Some(room) = q.get("room").filter(|r| !r.is_empty()) else {
         return Err((StatusCode::BAD_REQUEST, "room parameter missing\n").into_response());
     };
-    if let Some(domain) = q.get("domain") {
-        if !domain.eq_ignore_ascii_case(&state.hub.env.domain) {
-            return Err(StatusCode::NOT_FOUND.into_response());
-        }
+    if let Some(domain) = q.get("domain")
+        && !domain.eq_ignore_ascii_case(&state.hub.env.domain)
+    {
+        return Err(StatusCode::NOT_FOUND.into_response());
     }
     state
         .hub

@@ -288,10 +288,10 @@ impl Hub {
             }
             return self.bounce(&stanza, StanzaError::service_unavailable());
         }
-        if let Err(stanza) = self.deliver_to(&to.to_string(), domain, stanza) {
-            if stanza.name() != "presence" {
-                self.bounce(&stanza, StanzaError::service_unavailable());
-            }
+        if let Err(stanza) = self.deliver_to(&to.to_string(), domain, stanza)
+            && stanza.name() != "presence"
+        {
+            self.bounce(&stanza, StanzaError::service_unavailable());
         }
     }
 }

@@ -162,10 +162,11 @@ impl ScramServer {
             if let Some(r) = part.strip_prefix("r=") {
                 nonce_ok = r == self.nonce;
             }
-            if let Some(c) = part.strip_prefix("c=") {
-                if c != "biws" && c != "eSws" {
-                    return Err(ScramError::ChannelBinding);
-                }
+            if let Some(c) = part.strip_prefix("c=")
+                && c != "biws"
+                && c != "eSws"
+            {
+                return Err(ScramError::ChannelBinding);
             }
         }
         if !nonce_ok {

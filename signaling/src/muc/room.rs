@@ -29,7 +29,7 @@ pub struct RoomRules {
 impl RoomRules {
     fn is_admin(&self, jid: &Jid) -> bool {
         let bare = jid.bare().to_string();
-        self.admins.iter().any(|a| *a == bare)
+        self.admins.contains(&bare)
     }
 }
 
@@ -238,10 +238,10 @@ impl Room {
                 .push_back((p, origin, now + self.rules.focus_wait));
             return;
         }
-        if let Some(i) = self.occupant_by_nick(&nick) {
-            if self.occupants[i].real.bare() != from.bare() || self.occupants[i].real != from {
-                return self.reject_presence(&p, StanzaError::new(ErrorType::Cancel, "conflict"));
-            }
+        if let Some(i) = self.occupant_by_nick(&nick)
+            && (self.occupants[i].real.bare() != from.bare() || self.occupants[i].real != from)
+        {
+            return self.reject_presence(&p, StanzaError::new(ErrorType::Cancel, "conflict"));
         }
         let mut affiliation = self.affiliation(&from);
         if affiliation == Affiliation::Outcast {

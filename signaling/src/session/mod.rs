@@ -516,14 +516,14 @@ impl Session {
     fn presence_to_room(&mut self, el: &mut Element, to: &Jid) -> bool {
         let leaving = el.attr("type") == Some("unavailable");
         if to.resource().is_some() && !leaving && !self.joined.contains(to) {
-            if let Some(claims) = &self.claims {
-                if !room_allowed(claims, to.node().unwrap_or("")) {
-                    let err = StanzaError::not_allowed().with_text("Room and token mismatched");
-                    let mut reply = stanza::error_reply(el, &err);
-                    reply.set_attr("from", to.to_string());
-                    self.deliver(reply);
-                    return false;
-                }
+            if let Some(claims) = &self.claims
+                && !room_allowed(claims, to.node().unwrap_or(""))
+            {
+                let err = StanzaError::not_allowed().with_text("Room and token mismatched");
+                let mut reply = stanza::error_reply(el, &err);
+                reply.set_attr("from", to.to_string());
+                self.deliver(reply);
+                return false;
             }
             if self.joined.len() >= MAX_JOINED {
                 let mut reply = stanza::error_reply(
@@ -590,10 +590,10 @@ impl Session {
         if matches!(self.state, State::Closed) && self.sm.is_none() {
             return;
         }
-        if stanza.attr("to").is_none() {
-            if let Some(j) = &self.jid {
-                stanza.set_attr("to", j.to_string());
-            }
+        if stanza.attr("to").is_none()
+            && let Some(j) = &self.jid
+        {
+            stanza.set_attr("to", j.to_string());
         }
         if let Some(sm) = &mut self.sm {
             sm.sent(&stanza);

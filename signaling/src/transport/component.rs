@@ -133,11 +133,11 @@ async fn run(
                     )
                     .as_ref());
                     if !el.is("handshake", ns::COMPONENT)
-                        || !aws_lc_rs::constant_time::verify_slices_are_equal(
+                        || aws_lc_rs::constant_time::verify_slices_are_equal(
                             el.text().trim().to_lowercase().as_bytes(),
                             expected.as_bytes(),
                         )
-                        .is_ok()
+                        .is_err()
                     {
                         out.push_str(&stream_error(StreamError::NotAuthorized, "bad handshake"));
                         break 'conn;

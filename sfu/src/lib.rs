@@ -1,0 +1,19 @@
+//! The selective forwarding unit: media arrives from each endpoint of a
+//! conference and leaves, re-encrypted, for every endpoint that wants it.
+//!
+//! The bridge never decodes media. What it reads and rewrites stops at RTP
+//! headers and codec payload descriptors, so end-to-end encrypted payloads
+//! pass through untouched. Everything here is sans-IO: packets and the time
+//! go in, decisions come out; the media worker owning a conference does IO.
+//!
+//! - [`channel`]: the bridge channel's JSON messages, in both client dialects.
+//! - [`speech`]: dominant-speaker detection from audio levels, silence dropping.
+//! - [`vp8`]: the VP8 payload descriptor (RFC 7741), read and patched in place.
+//! - [`simulcast`]: for one receiver and one simulcast source, which encoding
+//!   is forwarded and how its packets are renumbered onto the source's first SSRC.
+
+pub mod channel;
+pub mod rtp;
+pub mod simulcast;
+pub mod speech;
+pub mod vp8;

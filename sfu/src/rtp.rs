@@ -1,0 +1,40 @@
+//! RTP sequence and timestamp arithmetic (RFC 3550 counters wrap).
+
+/// Whether sequence number `a` comes after `b`, modulo 2^16.
+///
+/// ```
+/// assert!(sfu::rtp::seq_newer(1, 65535));
+/// assert!(!sfu::rtp::seq_newer(65535, 1));
+/// ```
+pub fn seq_newer(a: u16, b: u16) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000
+}
+
+/// Whether RTP timestamp `a` comes after `b`, modulo 2^32.
+pub fn ts_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// What a forwarder needs of an incoming RTP packet's fixed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub ssrc: u32,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_wrap() {
+        assert!(seq_newer(10, 9));
+        assert!(seq_newer(0, 65535));
+        assert!(!seq_newer(9, 10));
+        assert!(!seq_newer(7, 7));
+        assert!(ts_newer(5, u32::MAX - 5));
+        assert!(!ts_newer(u32::MAX - 5, 5));
+    }
+}
