@@ -6,13 +6,22 @@
 //! pass through untouched. Everything here is sans-IO: packets and the time
 //! go in, decisions come out; the media worker owning a conference does IO.
 //!
+//! - [`bridge`]: the media worker thread and its handle, the API the focus calls
+//!   ([`api`]); [`router`] is its sans-IO core, [`demux`] routes datagrams of the
+//!   shared port, [`cert`] is the one DTLS certificate.
 //! - [`channel`]: the bridge channel's JSON messages, in both client dialects.
 //! - [`speech`]: dominant-speaker detection from audio levels, silence dropping.
 //! - [`vp8`]: the VP8 payload descriptor (RFC 7741), read and patched in place.
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
 
+pub mod api;
+pub mod bridge;
+pub mod cert;
 pub mod channel;
+pub mod demux;
+mod endpoint;
+pub mod router;
 pub mod rtp;
 pub mod simulcast;
 pub mod speech;

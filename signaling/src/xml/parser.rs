@@ -76,8 +76,10 @@ pub struct StreamParser {
 
 impl StreamParser {
     pub fn new(limits: Limits) -> Self {
-        let mut options = rxml::Options::default();
-        options.max_token_length = limits.max_stanza_bytes.min(64 * 1024);
+        let options = rxml::Options {
+            max_token_length: limits.max_stanza_bytes.min(64 * 1024),
+            ..Default::default()
+        };
         StreamParser {
             parser: Parser::with_options(options),
             limits,

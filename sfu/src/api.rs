@@ -1,0 +1,77 @@
+//! The control surface the focus drives, with Colibri2's semantics
+//! (protocol §4.4): allocate an endpoint, update it with the client's answer
+//! and sources, expire it. Shaped as plain data so a Colibri2-over-XMPP
+//! adapter can translate to and from it.
+
+use std::net::SocketAddr;
+
+/// Why a request failed, by Colibri2's error reasons.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("unknown endpoint {0}")]
+    UnknownEndpoint(String),
+    #[error("conference not found: {0}")]
+    ConferenceNotFound(String),
+    #[error("endpoint already exists: {0}")]
+    EndpointExists(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("the bridge is shutting down")]
+    Shutdown,
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A candidate as Jingle's ice-udp transport carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportCandidate {
+    pub foundation: String,
+    pub component: u16,
+    pub protocol: String,
+    pub priority: u32,
+    pub address: SocketAddr,
+    /// `host`, `srflx`, …
+    pub kind: String,
+}
+
+/// The bridge's side of an endpoint's transport, for the offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTransport {
+    pub ufrag: String,
+    pub pwd: String,
+    pub fingerprint_hash: String,
+    /// Colon-separated hex.
+    pub fingerprint: String,
+    pub candidates: Vec<TransportCandidate>,
+}
+
+/// The DTLS role the client's answer takes (`setup` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// The client connects: the bridge is the DTLS server.
+    Active,
+    /// The client waits: the bridge connects.
+    Passive,
+    /// Either; the bridge then acts as the DTLS server.
+    Actpass,
+}
+
+/// The client's side, from its session-accept or transport-info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTransport {
+    pub ufrag: String,
+    pub pwd: String,
+    pub fingerprint_hash: String,
+    pub fingerprint: String,
+    pub setup: Setup,
+    pub candidates: Vec<SocketAddr>,
+}
+
+/// An endpoint's complete current sources (each update replaces the last).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub audio: Vec<u32>,
+    /// One entry per video source: its simulcast layer SSRCs, lowest first
+    /// (a single SSRC without simulcast).
+    pub video: Vec<Vec<u32>>,
+}

@@ -1,0 +1,232 @@
+//! One participant's media connection: a str0m `Rtc` driven through its
+//! SDP-free direct API, with what the bridge needs to know around it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::DirectApi;
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
+use str0m::rtp::{Extension, Ssrc};
+use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+
+use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCandidate};
+use crate::cert::{Certificate, parse_hex_colon};
+use crate::simulcast::SimulcastForwarder;
+
+/// Payload types and header extension ids of Jitsi's offers (protocol §3.2).
+pub const OPUS_PT: u8 = 111;
+pub const VP8_PT: u8 = 100;
+pub const VP8_RTX_PT: u8 = 96;
+const EXT_AUDIO_LEVEL: u8 = 1;
+const EXT_ABS_SEND_TIME: u8 = 3;
+const EXT_TRANSPORT_CC: u8 = 5;
+
+pub(crate) const AUDIO_MID: &str = "audio";
+pub(crate) const VIDEO_MID: &str = "video";
+
+/// A video source this endpoint receives from another endpoint.
+#[derive(Debug)]
+pub(crate) struct VideoForward {
+    pub forwarder: SimulcastForwarder,
+    /// Highest extended sequence number written, to extend the forwarder's u16.
+    pub last_seq: Option<u64>,
+}
+
+/// One endpoint of a conference.
+pub(crate) struct Endpoint {
+    pub id: String,
+    pub conference: String,
+    pub rtc: Rtc,
+    pub ufrag: String,
+    pub next_timeout: Instant,
+    /// Remote transport applied (DTLS started).
+    pub connected_transport: bool,
+    /// This endpoint's own sources: audio SSRCs and video SIM groups (layer SSRCs, low to high).
+    pub audio_ssrcs: Vec<u32>,
+    pub video_layers: Vec<Vec<u32>>,
+    /// Video of others this endpoint receives, by the source's first SSRC.
+    pub video_in: HashMap<u32, VideoForward>,
+    /// Streams declared towards this endpoint, to keep rids unique.
+    tx_count: u32,
+}
+
+impl Endpoint {
+    pub fn new(
+        now: Instant,
+        conference: &str,
+        id: &str,
+        cert: &Certificate,
+        advertised: SocketAddr,
+    ) -> Result<Endpoint, ApiError> {
+        let creds = IceCreds {
+            ufrag: random_token(8),
+            pass: random_token(24),
+        };
+        let mut config = RtcConfig::new()
+            .set_rtp_mode(true)
+            .set_dtls_cert(cert.dtls.clone())
+            .set_local_ice_credentials(creds.clone())
+            .clear_codecs()
+            .clear_extension_map()
+            .set_extension(EXT_AUDIO_LEVEL, Extension::AudioLevel)
+            .set_extension(EXT_ABS_SEND_TIME, Extension::AbsoluteSendTime)
+            .set_extension(EXT_TRANSPORT_CC, Extension::TransportSequenceNumber);
+        let codecs = config.codec_config();
+        codecs.add_config(
+            Pt::from(OPUS_PT),
+            None,
+            Codec::Opus,
+            Frequency::FORTY_EIGHT_KHZ,
+            Some(2),
+            Default::default(),
+        );
+        codecs.add_config(
+            Pt::from(VP8_PT),
+            Some(Pt::from(VP8_RTX_PT)),
+            Codec::Vp8,
+            Frequency::NINETY_KHZ,
+            None,
+            Default::default(),
+        );
+        let mut rtc = config.build(now);
+        let mut api = rtc.direct_api();
+        // Jicofo always asks the bridge to be the controlling agent (protocol §6.1).
+        api.set_ice_controlling(true);
+        api.enable_twcc_feedback();
+        api.declare_media(Mid::from(AUDIO_MID), MediaKind::Audio);
+        api.declare_media(Mid::from(VIDEO_MID), MediaKind::Video);
+        let host = Candidate::host(advertised, "udp")
+            .map_err(|e| ApiError::Internal(format!("bad advertised address: {e}")))?;
+        rtc.add_local_candidate(host);
+        Ok(Endpoint {
+            id: id.to_owned(),
+            conference: conference.to_owned(),
+            rtc,
+            ufrag: creds.ufrag,
+            next_timeout: now,
+            connected_transport: false,
+            audio_ssrcs: Vec::new(),
+            video_layers: Vec::new(),
+            video_in: HashMap::new(),
+            tx_count: 0,
+        })
+    }
+
+    /// What goes into the offer for this endpoint.
+    pub fn local_transport(
+        &mut self,
+        cert: &Certificate,
+        advertised: SocketAddr,
+    ) -> LocalTransport {
+        let creds = self.rtc.direct_api().local_ice_credentials();
+        LocalTransport {
+            ufrag: creds.ufrag,
+            pwd: creds.pass,
+            fingerprint_hash: "sha-256".into(),
+            fingerprint: cert.fingerprint_hex(),
+            candidates: vec![TransportCandidate {
+                foundation: "1".into(),
+                component: 1,
+                protocol: "udp".into(),
+                priority: 2_130_706_431,
+                address: advertised,
+                kind: "host".into(),
+            }],
+        }
+    }
+
+    /// The client's answer: its ICE credentials, candidates and DTLS role.
+    pub fn apply_remote(&mut self, remote: &RemoteTransport) -> Result<(), ApiError> {
+        let bytes = parse_hex_colon(&remote.fingerprint)
+            .ok_or_else(|| ApiError::BadRequest("fingerprint is not colon-separated hex".into()))?;
+        let hash = remote.fingerprint_hash.to_ascii_lowercase();
+        if hash != "sha-256" && hash != "sha-1" {
+            return Err(ApiError::BadRequest(format!(
+                "unsupported fingerprint hash {hash}"
+            )));
+        }
+        let mut api = self.rtc.direct_api();
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: remote.ufrag.clone(),
+            pass: remote.pwd.clone(),
+        });
+        api.set_remote_fingerprint(str0m::config::Fingerprint {
+            hash_func: hash,
+            bytes,
+        });
+        for c in &remote.candidates {
+            if let Ok(c) = Candidate::host(*c, "udp") {
+                self.rtc.add_remote_candidate(c);
+            }
+        }
+        if !self.connected_transport {
+            // The answer's setup says who starts DTLS; actpass leaves it to us (client).
+            let active = matches!(remote.setup, Setup::Passive);
+            self.rtc
+                .direct_api()
+                .start_dtls(active)
+                .map_err(|e| ApiError::Internal(format!("DTLS: {e}")))?;
+            self.connected_transport = true;
+        }
+        Ok(())
+    }
+
+    /// Expects media from this endpoint on its signalled SSRCs.
+    pub fn receive_sources(&mut self) {
+        let mut api = self.rtc.direct_api();
+        for s in &self.audio_ssrcs {
+            let rx = api.expect_stream_rx(Ssrc::from(*s), None, Mid::from(AUDIO_MID), None);
+            rx.suppress_nack(true);
+        }
+        for layers in &self.video_layers {
+            for s in layers {
+                api.expect_stream_rx(Ssrc::from(*s), None, Mid::from(VIDEO_MID), None);
+            }
+        }
+    }
+
+    /// Declares a stream towards this endpoint; each gets its own rid, which
+    /// str0m's pacer needs to tell streams apart.
+    pub fn send_stream(&mut self, ssrc: u32, kind: MediaKind) {
+        let ssrc = Ssrc::from(ssrc);
+        if self.rtc.direct_api().stream_tx(&ssrc).is_some() {
+            return;
+        }
+        self.tx_count += 1;
+        let rid = Rid::from(format!("s{}", self.tx_count).as_str());
+        let mid = Mid::from(if kind == MediaKind::Audio {
+            AUDIO_MID
+        } else {
+            VIDEO_MID
+        });
+        self.rtc
+            .direct_api()
+            .declare_stream_tx(ssrc, None, mid, Some(rid));
+    }
+
+    pub fn api(&mut self) -> DirectApi<'_> {
+        self.rtc.direct_api()
+    }
+
+    /// Which of this endpoint's video sources (first SSRC) and layer `ssrc` is.
+    pub fn video_layer_of(&self, ssrc: u32) -> Option<(u32, u8)> {
+        self.video_layers.iter().find_map(|layers| {
+            layers
+                .iter()
+                .position(|s| *s == ssrc)
+                .map(|i| (layers[0], i as u8))
+        })
+    }
+}
+
+/// A random token from the OS's generator; hex digits are valid ICE characters.
+fn random_token(len: usize) -> String {
+    let mut s = String::with_capacity(len + 32);
+    while s.len() < len {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(len);
+    s
+}

@@ -1,0 +1,531 @@
+//! The sans-IO core of a media worker: the conferences on one UDP port, their
+//! endpoints, and the forwarding between them.
+//!
+//! Datagrams and the time go in ([`Router::handle_datagram`],
+//! [`Router::handle_timeout`]); datagrams to send and the next deadline come
+//! out ([`Router::poll_transmit`], [`Router::poll_timeout`]). The thread that
+//! owns a `Router` owns every conference in it, so nothing here locks.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
+use str0m::{Event, Input, Output};
+
+use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
+use crate::cert::Certificate;
+use crate::demux::Demux;
+use crate::endpoint::{Endpoint, VideoForward};
+use crate::rtp::Header;
+use crate::simulcast::{SimulcastForwarder, Verdict};
+
+/// Longest a router sleeps without looking at its endpoints.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+/// Bound on timeout passes for one endpoint at one instant.
+const MAX_PASSES: usize = 64;
+
+/// A datagram to send from the media port.
+#[derive(Debug)]
+pub struct Datagram {
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+/// Counters of what happened to datagrams and packets.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RouterStats {
+    pub datagrams_in: u64,
+    /// Datagrams no endpoint claims (unknown address, unknown ufrag).
+    pub unroutable: u64,
+    /// Datagrams an endpoint's stack refused (bad STUN integrity, bad SRTP tag, garbage).
+    pub rejected: u64,
+    pub packets_forwarded: u64,
+    pub keyframe_requests: u64,
+}
+
+type Key = usize;
+
+/// All conferences of one media worker.
+pub struct Router {
+    cert: Certificate,
+    advertised: SocketAddr,
+    demux: Demux<Key>,
+    endpoints: Vec<Option<Endpoint>>,
+    by_id: HashMap<(String, String), Key>,
+    conferences: HashMap<String, Vec<Key>>,
+    transmits: VecDeque<Datagram>,
+    received: Vec<RtpPacket>,
+    dirty: Vec<Key>,
+    keyframe_wanted: Vec<(String, u32, u8)>,
+    stats: RouterStats,
+}
+
+impl Router {
+    /// `advertised` is the address candidates carry (and where datagrams arrive).
+    pub fn new(cert: Certificate, advertised: SocketAddr) -> Router {
+        Router {
+            cert,
+            advertised,
+            demux: Demux::default(),
+            endpoints: Vec::new(),
+            by_id: HashMap::new(),
+            conferences: HashMap::new(),
+            transmits: VecDeque::new(),
+            received: Vec::new(),
+            dirty: Vec::new(),
+            keyframe_wanted: Vec::new(),
+            stats: RouterStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+
+    /// Colibri2 `endpoint create`: a new endpoint (and conference) with the
+    /// bridge's transport for the offer.
+    pub fn create_endpoint(
+        &mut self,
+        now: Instant,
+        conference: &str,
+        endpoint: &str,
+    ) -> Result<LocalTransport, ApiError> {
+        let id = (conference.to_owned(), endpoint.to_owned());
+        if self.by_id.contains_key(&id) {
+            return Err(ApiError::EndpointExists(endpoint.to_owned()));
+        }
+        let mut ep = Endpoint::new(now, conference, endpoint, &self.cert, self.advertised)?;
+        let local = ep.local_transport(&self.cert, self.advertised);
+        let key = match self.endpoints.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.endpoints.push(None);
+                self.endpoints.len() - 1
+            }
+        };
+        self.demux.add_ufrag(&ep.ufrag, key);
+        let members = self.conferences.entry(conference.to_owned()).or_default();
+        // The newcomer is sent what those already there send.
+        for other in members.iter() {
+            if let Some(o) = &self.endpoints[*other] {
+                subscribe(&mut ep, &o.audio_ssrcs, &o.video_layers);
+            }
+        }
+        members.push(key);
+        self.endpoints[key] = Some(ep);
+        self.by_id.insert(id, key);
+        self.dirty.push(key);
+        self.flush(now);
+        Ok(local)
+    }
+
+    /// Colibri2 `endpoint` update: the client's transport and/or its sources.
+    pub fn update_endpoint(
+        &mut self,
+        now: Instant,
+        conference: &str,
+        endpoint: &str,
+        remote: Option<&RemoteTransport>,
+        sources: Option<&Sources>,
+    ) -> Result<(), ApiError> {
+        let key = self.key(conference, endpoint)?;
+        let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+        if let Some(r) = remote {
+            ep.apply_remote(r)?;
+        }
+        if let Some(s) = sources {
+            ep.audio_ssrcs = s.audio.clone();
+            ep.video_layers = s.video.iter().filter(|l| !l.is_empty()).cloned().collect();
+            ep.receive_sources();
+            let (audio, video) = (ep.audio_ssrcs.clone(), ep.video_layers.clone());
+            for other in self.conferences.get(conference).into_iter().flatten() {
+                if *other != key
+                    && let Some(o) = self.endpoints[*other].as_mut()
+                {
+                    subscribe(o, &audio, &video);
+                    self.dirty.push(*other);
+                }
+            }
+        }
+        self.dirty.push(key);
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Which simulcast layer of `source` (its first SSRC) `receiver` gets.
+    pub fn set_video_target(
+        &mut self,
+        conference: &str,
+        receiver: &str,
+        source: u32,
+        layer: Option<u8>,
+    ) -> Result<(), ApiError> {
+        let key = self.key(conference, receiver)?;
+        let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+        let fwd = ep
+            .video_in
+            .get_mut(&source)
+            .ok_or_else(|| ApiError::BadRequest(format!("no video source {source}")))?;
+        fwd.forwarder.set_target(layer);
+        Ok(())
+    }
+
+    /// Colibri2 `endpoint expire`; the conference goes with its last endpoint.
+    pub fn expire_endpoint(&mut self, conference: &str, endpoint: &str) -> Result<(), ApiError> {
+        let key = self.key(conference, endpoint)?;
+        self.remove(key);
+        Ok(())
+    }
+
+    /// Colibri2 conference `expire`.
+    pub fn expire_conference(&mut self, conference: &str) -> Result<(), ApiError> {
+        let keys = self
+            .conferences
+            .get(conference)
+            .cloned()
+            .ok_or_else(|| ApiError::ConferenceNotFound(conference.to_owned()))?;
+        for k in keys {
+            self.remove(k);
+        }
+        Ok(())
+    }
+
+    fn key(&self, conference: &str, endpoint: &str) -> Result<Key, ApiError> {
+        if !self.conferences.contains_key(conference) {
+            return Err(ApiError::ConferenceNotFound(conference.to_owned()));
+        }
+        self.by_id
+            .get(&(conference.to_owned(), endpoint.to_owned()))
+            .copied()
+            .ok_or_else(|| ApiError::UnknownEndpoint(endpoint.to_owned()))
+    }
+
+    fn remove(&mut self, key: Key) {
+        let Some(ep) = self.endpoints[key].take() else {
+            return;
+        };
+        self.demux.forget(key);
+        self.by_id.remove(&(ep.conference.clone(), ep.id.clone()));
+        if let Some(members) = self.conferences.get_mut(&ep.conference) {
+            members.retain(|k| *k != key);
+            for other in members.iter() {
+                if let Some(o) = self.endpoints[*other].as_mut() {
+                    for layers in &ep.video_layers {
+                        o.video_in.remove(&layers[0]);
+                    }
+                }
+            }
+            if members.is_empty() {
+                self.conferences.remove(&ep.conference);
+            }
+        }
+    }
+
+    /// A datagram that arrived on the media port.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.stats.datagrams_in += 1;
+        let Some(key) = self.demux.route(source, data) else {
+            self.stats.unroutable += 1;
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.advertised, data) else {
+            self.stats.rejected += 1;
+            return;
+        };
+        let input = Input::Receive(now, receive);
+        let Some(ep) = self.endpoints[key].as_mut() else {
+            self.stats.unroutable += 1;
+            return;
+        };
+        if data[0] < 2 {
+            // STUN: only a request that passes this endpoint's integrity check
+            // may bind its source address.
+            if !ep.rtc.accepts(&input) {
+                self.stats.rejected += 1;
+                return;
+            }
+            self.demux.learn(source, key);
+        }
+        if ep.rtc.handle_input(input).is_err() {
+            self.stats.rejected += 1;
+        }
+        // Drain before anything else feeds this endpoint: str0m holds one
+        // received packet at a time.
+        self.drain(now, key);
+        self.flush(now);
+    }
+
+    /// Drives every endpoint whose deadline has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut keyframes = Vec::new();
+        for (key, ep) in self.endpoints.iter_mut().enumerate() {
+            let Some(ep) = ep else { continue };
+            if ep.next_timeout <= now {
+                self.dirty.push(key);
+            }
+            // A wanted layer switch keeps asking its sender for a key frame (rate limited).
+            for (source, fwd) in &mut ep.video_in {
+                if let Some(layer) = fwd.forwarder.poll_keyframe_request(now) {
+                    keyframes.push((ep.conference.clone(), *source, layer));
+                }
+            }
+        }
+        for (conference, source, layer) in keyframes {
+            self.request_keyframe(&conference, source, layer);
+        }
+        self.flush(now);
+    }
+
+    /// The next time [`handle_timeout`](Self::handle_timeout) has work.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        self.endpoints
+            .iter()
+            .flatten()
+            .map(|e| e.next_timeout)
+            .min()
+            .unwrap_or(now + MAX_SLEEP)
+            .min(now + MAX_SLEEP)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    /// Runs every dirty endpoint's stack until it waits, forwarding what it received.
+    fn flush(&mut self, now: Instant) {
+        while let Some(key) = self.dirty.pop() {
+            // A pacer may release its queue over several passes at the same instant.
+            for _ in 0..MAX_PASSES {
+                let Some(ep) = self.endpoints[key].as_mut() else {
+                    break;
+                };
+                let _ = ep.rtc.handle_input(Input::Timeout(now));
+                if self.drain(now, key) > now {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Takes an endpoint's outputs until it asks for time, forwarding the
+    /// media it received; returns its next deadline.
+    fn drain(&mut self, now: Instant, key: Key) -> Instant {
+        let Some(ep) = self.endpoints[key].as_mut() else {
+            return now + MAX_SLEEP;
+        };
+        let next = loop {
+            match ep.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                }),
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Event(Event::RtpPacket(p))) => self.received.push(p),
+                Ok(Output::Event(Event::KeyframeRequest(_))) => {
+                    // A receiver lost its picture: its senders are asked for a key frame.
+                    for (source, fwd) in &ep.video_in {
+                        if let Some(layer) = fwd.forwarder.current() {
+                            self.keyframe_wanted
+                                .push((ep.conference.clone(), *source, layer));
+                        }
+                    }
+                }
+                Ok(Output::Event(_)) => {}
+                Err(_) => break now + MAX_SLEEP,
+            }
+        };
+        ep.next_timeout = next;
+        for (conference, source, layer) in std::mem::take(&mut self.keyframe_wanted) {
+            self.request_keyframe(&conference, source, layer);
+        }
+        let received = std::mem::take(&mut self.received);
+        for p in &received {
+            self.forward(now, key, p);
+        }
+        self.received = received;
+        self.received.clear();
+        next
+    }
+
+    /// Sends one received packet to every other endpoint of its conference.
+    fn forward(&mut self, now: Instant, from: Key, p: &RtpPacket) {
+        let Some(sender) = self.endpoints[from].as_ref() else {
+            return;
+        };
+        let ssrc = *p.header.ssrc;
+        let is_audio = sender.audio_ssrcs.contains(&ssrc);
+        let video = sender.video_layer_of(ssrc);
+        if !is_audio && video.is_none() {
+            return;
+        }
+        let members = match self.conferences.get(&sender.conference) {
+            Some(m) => m.clone(),
+            None => return,
+        };
+        for to in members {
+            if to == from {
+                continue;
+            }
+            let Some(receiver) = self.endpoints[to].as_mut() else {
+                continue;
+            };
+            let wrote = if is_audio {
+                write_audio(receiver, p)
+            } else if let Some((source, layer)) = video {
+                write_video(now, receiver, source, layer, p)
+            } else {
+                false
+            };
+            if wrote {
+                self.stats.packets_forwarded += 1;
+                self.dirty.push(to);
+            }
+        }
+    }
+
+    /// Sends a PLI for `layer` of `source` to the endpoint that owns it.
+    fn request_keyframe(&mut self, conference: &str, source: u32, layer: u8) {
+        for key in self
+            .conferences
+            .get(conference)
+            .cloned()
+            .unwrap_or_default()
+        {
+            let Some(ep) = self.endpoints[key].as_mut() else {
+                continue;
+            };
+            let Some(layers) = ep.video_layers.iter().find(|l| l[0] == source) else {
+                continue;
+            };
+            let Some(ssrc) = layers.get(usize::from(layer)).copied() else {
+                continue;
+            };
+            if let Some(rx) = ep.api().stream_rx(&Ssrc::from(ssrc)) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                self.stats.keyframe_requests += 1;
+                self.dirty.push(key);
+            }
+        }
+    }
+}
+
+/// Declares, on `receiver`, the streams of another endpoint's sources.
+fn subscribe(receiver: &mut Endpoint, audio: &[u32], video: &[Vec<u32>]) {
+    for s in audio {
+        receiver.send_stream(*s, MediaKind::Audio);
+    }
+    for layers in video {
+        receiver.send_stream(layers[0], MediaKind::Video);
+        receiver.video_in.entry(layers[0]).or_insert_with(|| {
+            let mut forwarder = SimulcastForwarder::new(layers[0]);
+            // Until the receiver says what it wants, it gets the lowest layer.
+            forwarder.set_target(Some(0));
+            VideoForward {
+                forwarder,
+                last_seq: None,
+            }
+        });
+    }
+}
+
+fn write_audio(receiver: &mut Endpoint, p: &RtpPacket) -> bool {
+    let mut api = receiver.api();
+    let Some(tx) = api.stream_tx(&p.header.ssrc) else {
+        return false;
+    };
+    let ext = ExtensionValues {
+        audio_level: p.header.ext_vals.audio_level,
+        voice_activity: p.header.ext_vals.voice_activity,
+        ..Default::default()
+    };
+    tx.write_rtp(
+        RtpWrite::new(
+            p.header.payload_type,
+            p.seq_no,
+            p.header.timestamp,
+            p.timestamp,
+            p.payload.clone(),
+        )
+        .marker(p.header.marker)
+        .ext_vals(ext),
+    );
+    true
+}
+
+fn write_video(
+    now: Instant,
+    receiver: &mut Endpoint,
+    source: u32,
+    layer: u8,
+    p: &RtpPacket,
+) -> bool {
+    let Some(fwd) = receiver.video_in.get_mut(&source) else {
+        return false;
+    };
+    let header = Header {
+        ssrc: *p.header.ssrc,
+        seq: p.header.sequence_number,
+        timestamp: p.header.timestamp,
+        marker: p.header.marker,
+    };
+    // Each receiver's descriptor is numbered its own way, so it gets its own copy.
+    let mut payload = p.payload.to_vec();
+    let Verdict::Forward(out) = fwd
+        .forwarder
+        .handle_packet(now, layer, &header, &mut payload)
+    else {
+        return false;
+    };
+    let seq = extend_seq(fwd.last_seq, out.seq);
+    if fwd.last_seq.is_none_or(|l| seq > l) {
+        fwd.last_seq = Some(seq);
+    }
+    let mut api = receiver.api();
+    let Some(tx) = api.stream_tx(&Ssrc::from(out.ssrc)) else {
+        return false;
+    };
+    tx.write_rtp(
+        RtpWrite::new(
+            p.header.payload_type,
+            SeqNo::from(seq),
+            out.timestamp,
+            p.timestamp,
+            payload,
+        )
+        .marker(p.header.marker)
+        .nackable(true),
+    );
+    true
+}
+
+/// The 64-bit sequence number closest to `last` whose low 16 bits are `seq`.
+fn extend_seq(last: Option<u64>, seq: u16) -> u64 {
+    let Some(last) = last else {
+        return u64::from(seq);
+    };
+    let base = last & !0xFFFF;
+    let candidates = [base.wrapping_sub(0x1_0000), base, base + 0x1_0000];
+    candidates
+        .into_iter()
+        .map(|b| b | u64::from(seq))
+        .filter(|c| *c < (1 << 48))
+        .min_by_key(|c| c.abs_diff(last))
+        .unwrap_or(u64::from(seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_extend_across_wraps() {
+        assert_eq!(extend_seq(None, 5), 5);
+        assert_eq!(extend_seq(Some(65535), 0), 65536);
+        assert_eq!(extend_seq(Some(65536), 65535), 65535);
+        assert_eq!(extend_seq(Some(0x2_0005), 3), 0x2_0003);
+        assert_eq!(extend_seq(Some(0x2_FFF0), 0x10), 0x3_0010);
+    }
+}

@@ -1,0 +1,318 @@
+//! Media through the bridge over real UDP on loopback: test participants
+//! with their own WebRTC stack (full ICE as controlled agent, DTLS client,
+//! SRTP) join conferences and check what arrives.
+
+mod participant;
+
+use std::time::{Duration, Instant};
+
+use participant::Participant;
+use sfu::api::Sources;
+use sfu::bridge::{Bridge, BridgeConfig};
+use str0m::media::MediaKind;
+
+fn bridge() -> Bridge {
+    Bridge::start(BridgeConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+    })
+    .unwrap()
+}
+
+/// Allocates, answers and announces sources, as focus and client do with Jingle.
+fn join(bridge: &Bridge, conference: &str, name: &str, audio: u32, video: &[u32]) -> Participant {
+    join_with(bridge, conference, name, audio, video).0
+}
+
+fn join_with(
+    bridge: &Bridge,
+    conference: &str,
+    name: &str,
+    audio: u32,
+    video: &[u32],
+) -> (Participant, sfu::api::LocalTransport) {
+    let local = bridge.create_endpoint(conference, name).unwrap();
+    let mut p = Participant::new(name, &local);
+    p.send_streams(audio, video);
+    let sources = Sources {
+        audio: vec![audio],
+        video: if video.is_empty() {
+            vec![]
+        } else {
+            vec![video.to_vec()]
+        },
+    };
+    bridge
+        .update_endpoint(conference, name, Some(p.remote()), Some(sources))
+        .unwrap();
+    (p, local)
+}
+
+fn poll_all(ps: &mut [Participant], rounds: usize) {
+    for _ in 0..rounds {
+        for p in ps.iter_mut() {
+            p.poll(Duration::from_millis(1));
+        }
+    }
+}
+
+fn connect_all(ps: &mut [Participant]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ps.iter().any(|p| !p.connected) {
+        assert!(
+            Instant::now() < deadline,
+            "ICE+DTLS did not complete for {:?}",
+            ps.iter()
+                .filter(|p| !p.connected)
+                .map(|p| &p.name)
+                .collect::<Vec<_>>()
+        );
+        poll_all(ps, 1);
+    }
+}
+
+#[test]
+fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
+    let bridge = bridge();
+    let names = ["alice", "bob", "carol"];
+    let ssrcs = [1111u32, 2222, 3333];
+    let mut ps: Vec<Participant> = names
+        .iter()
+        .zip(ssrcs)
+        .map(|(n, s)| join(&bridge, "room-1", n, s, &[]))
+        .collect();
+    ps.push(join(&bridge, "room-2", "dave", 4444, &[]));
+    // Everyone expects everyone's audio, so a leak between rooms would show.
+    for p in ps.iter_mut() {
+        for s in [1111, 2222, 3333, 4444] {
+            p.expect(s, MediaKind::Audio);
+        }
+    }
+    connect_all(&mut ps);
+
+    let all = [1111u32, 2222, 3333, 4444];
+    for i in 0..50u32 {
+        for (p, ssrc) in ps.iter_mut().zip(all) {
+            let payload = format!("{ssrc}:{i}").into_bytes();
+            p.send_audio(ssrc, i * 960, -30, payload);
+        }
+        poll_all(&mut ps, 5);
+    }
+    poll_all(&mut ps, 50);
+
+    for (i, p) in ps.iter().enumerate().take(3) {
+        for (j, ssrc) in ssrcs.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let got = p.payloads_from(*ssrc);
+            let sent: Vec<Vec<u8>> = (0..50)
+                .map(|k| format!("{ssrc}:{k}").into_bytes())
+                .collect();
+            assert!(
+                got.len() >= 45,
+                "{} got {} of 50 packets from {ssrc}",
+                p.name,
+                got.len()
+            );
+            assert!(
+                got.iter().all(|g| sent.contains(g)),
+                "payloads arrive unchanged"
+            );
+        }
+        assert!(
+            p.payloads_from(4444).is_empty(),
+            "{} heard another room",
+            p.name
+        );
+    }
+    assert!(
+        ssrcs.iter().all(|s| ps[3].payloads_from(*s).is_empty()),
+        "dave heard room-1"
+    );
+    let stats = bridge.stats().unwrap();
+    assert!(stats.packets_forwarded >= 6 * 45, "{stats:?}");
+
+    // Alice leaves: her streams stop for the others.
+    bridge.expire_endpoint("room-1", "alice").unwrap();
+    let before = ps[1].payloads_from(1111).len();
+    for i in 50..70u32 {
+        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
+        poll_all(&mut ps, 5);
+    }
+    assert_eq!(
+        ps[1].payloads_from(1111).len(),
+        before,
+        "a left endpoint's audio still arrives"
+    );
+}
+
+/// One VP8 packet: descriptor with 15-bit picture id and TL0PICIDX, then a
+/// payload header (key frame or not) and bytes naming layer and frame.
+fn vp8(picture_id: u16, tl0: u8, key: bool, layer: u8, frame: u32) -> Vec<u8> {
+    let mut p = vec![
+        0x90,
+        0xC0,
+        0x80 | (picture_id >> 8) as u8,
+        picture_id as u8,
+        tl0,
+    ];
+    p.push(if key { 0x10 } else { 0x11 });
+    p.extend([0xAA, layer]);
+    p.extend(frame.to_be_bytes());
+    p
+}
+
+#[test]
+fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
+    let bridge = bridge();
+    let layers = [5001u32, 5002, 5003];
+    let mut ps = vec![
+        join(&bridge, "room", "sender", 6001, &layers),
+        join(&bridge, "room", "viewer", 7001, &[]),
+    ];
+    ps[1].expect(layers[0], MediaKind::Video);
+    connect_all(&mut ps);
+
+    let mut keyframe_due = [true; 3];
+    let mut frame = 0u32;
+    let mut send_frames = |ps: &mut Vec<Participant>, n: u32, keyframe_due: &mut [bool; 3]| {
+        for _ in 0..n {
+            for (l, ssrc) in layers.iter().enumerate() {
+                // The sender answers a PLI on a layer with a key frame there.
+                let asked = ps[0].keyframe_requests.remove(ssrc).is_some();
+                let key = keyframe_due[l] || asked;
+                keyframe_due[l] = false;
+                let pid = ((frame + 100 * l as u32) % 0x8000) as u16;
+                let payload = vp8(pid, (frame % 256) as u8, key, l as u8, frame);
+                ps[0].send_video(*ssrc, frame * 3000, payload);
+            }
+            frame += 1;
+            poll_all(ps, 3);
+        }
+        poll_all(ps, 30);
+    };
+
+    send_frames(&mut ps, 30, &mut keyframe_due);
+    let got = ps[1].got.get(&layers[0]).cloned().unwrap_or_default();
+    assert!(
+        got.len() >= 25,
+        "viewer got {} packets of layer 0",
+        got.len()
+    );
+    assert!(
+        got.iter().all(|g| g.payload[7] == 0),
+        "only layer 0 by default"
+    );
+    assert!(
+        !ps[1].got.contains_key(&layers[2]),
+        "nothing on the other layers' SSRCs"
+    );
+
+    bridge
+        .set_video_target("room", "viewer", layers[0], Some(2))
+        .unwrap();
+    send_frames(&mut ps, 40, &mut keyframe_due);
+    let got = ps[1].got.get(&layers[0]).cloned().unwrap_or_default();
+    let first_high = got
+        .iter()
+        .position(|g| g.payload[7] == 2)
+        .expect("layer 2 arrives after a PLI");
+    assert_eq!(
+        got[first_high].payload[5] & 0x01,
+        0,
+        "the switch happens on a key frame"
+    );
+    assert!(
+        got[first_high..].iter().all(|g| g.payload[7] == 2),
+        "no going back"
+    );
+    for w in got.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq + 1,
+            "sequence numbers continue across the switch"
+        );
+        let pid =
+            |g: &participant::Got| (u16::from(g.payload[2] & 0x7F) << 8) | u16::from(g.payload[3]);
+        assert_eq!(
+            pid(&w[1]),
+            (pid(&w[0]) + 1) % 0x8000,
+            "picture ids continue"
+        );
+        assert!(w[1].timestamp != w[0].timestamp);
+    }
+    assert!(bridge.stats().unwrap().keyframe_requests >= 1);
+}
+
+/// A STUN binding request naming `ufrag` with a made-up MESSAGE-INTEGRITY.
+fn forged_binding(ufrag: &str) -> Vec<u8> {
+    let username = format!("{ufrag}:intruder");
+    let padded = username.len().div_ceil(4) * 4;
+    let mut m = vec![0, 1];
+    m.extend(((4 + padded + 24) as u16).to_be_bytes());
+    m.extend([0x21, 0x12, 0xA4, 0x42]);
+    m.extend([9; 12]);
+    m.extend([0, 6]);
+    m.extend((username.len() as u16).to_be_bytes());
+    m.extend(username.as_bytes());
+    m.resize(m.len() + padded - username.len(), 0);
+    m.extend([0, 8, 0, 20]);
+    m.extend([0x5A; 20]);
+    m
+}
+
+#[test]
+fn garbage_forgeries_and_floods_are_dropped_while_media_flows() {
+    let bridge = bridge();
+    let old = bridge.create_endpoint("room", "ghost").unwrap();
+    bridge.expire_endpoint("room", "ghost").unwrap();
+    let (alice, local) = join_with(&bridge, "room", "alice", 1111, &[]);
+    let media = local.candidates[0].address;
+    let mut ps = vec![alice, join(&bridge, "room", "bob", 2222, &[])];
+    ps[1].expect(1111, MediaKind::Audio);
+    connect_all(&mut ps);
+
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let before = bridge.stats().unwrap();
+    for i in 0..50u32 {
+        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
+        // Garbage of every first-byte class, truncated RTP/RTCP, STUN with a
+        // wrong password for a real and an old ufrag, from a stranger…
+        for junk in [
+            vec![0u8; 3],
+            vec![0x80, 0x60, 0, 1, 0],
+            vec![0x81, 200, 0, 1],
+            vec![0x16, 0xFE, 0xFD, 0, 0],
+            (0..200).map(|b| (b * 7 + i) as u8).collect(),
+            forged_binding(&local.ufrag),
+            forged_binding(&old.ufrag),
+        ] {
+            attacker.send_to(&junk, media).unwrap();
+        }
+        // …and SRTP with a bad authentication tag from a participant's own address.
+        let mut fake = vec![0x80, 111, 0, i as u8, 0, 0, 0, 1, 0, 0, 0x04, 0x57];
+        fake.extend([0xEE; 40]);
+        ps[0].send_raw(media, &fake);
+        // A flood from an unknown address.
+        for _ in 0..40 {
+            attacker
+                .send_to(&[0x90, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], media)
+                .unwrap();
+        }
+        poll_all(&mut ps, 5);
+    }
+    poll_all(&mut ps, 50);
+    let got = ps[1].payloads_from(1111);
+    let fresh = got.iter().filter(|p| p.starts_with(b"1111:")).count();
+    assert!(
+        fresh >= 45,
+        "bob got {fresh} of 50 of alice's packets while under attack"
+    );
+    let after = bridge.stats().unwrap();
+    let dropped = (after.unroutable + after.rejected) - (before.unroutable + before.rejected);
+    assert!(
+        dropped >= 50 * 45,
+        "stranger datagrams are counted as dropped: {after:?}"
+    );
+}

@@ -1,0 +1,237 @@
+//! A test participant: a WebRTC peer of its own (str0m, direct API) on a
+//! real UDP socket, speaking full ICE as the controlled agent, DTLS as the
+//! client (`setup=active`, as browsers answer) and SRTP, the way a browser
+//! meets the bridge after Jingle.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use sfu::api::{LocalTransport, RemoteTransport, Setup};
+use str0m::format::Codec;
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
+
+pub const OPUS: u8 = 111;
+pub const VP8: u8 = 100;
+
+/// A packet as the participant received it.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub seq: u64,
+    pub timestamp: u32,
+    pub payload: Vec<u8>,
+}
+
+pub struct Participant {
+    pub name: String,
+    rtc: Rtc,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    pub connected: bool,
+    /// Received packets by SSRC.
+    pub got: HashMap<u32, Vec<Got>>,
+    /// Key frame requests the bridge sent us, by our SSRC.
+    pub keyframe_requests: HashMap<u32, usize>,
+    rids: HashMap<Rid, u32>,
+    seq: HashMap<u32, u64>,
+}
+
+impl Participant {
+    /// Prepares a peer for the bridge's side of the transport.
+    pub fn new(name: &str, bridge: &LocalTransport) -> Participant {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut config = RtcConfig::new()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(3, Extension::AbsoluteSendTime)
+            .set_extension(5, Extension::TransportSequenceNumber);
+        let codecs = config.codec_config();
+        codecs.add_config(
+            Pt::from(OPUS),
+            None,
+            Codec::Opus,
+            Frequency::FORTY_EIGHT_KHZ,
+            Some(2),
+            Default::default(),
+        );
+        codecs.add_config(
+            Pt::from(VP8),
+            Some(Pt::from(96)),
+            Codec::Vp8,
+            Frequency::NINETY_KHZ,
+            None,
+            Default::default(),
+        );
+        let mut rtc = config.build(Instant::now());
+        let mut api = rtc.direct_api();
+        api.set_ice_controlling(false);
+        api.declare_media(Mid::from("audio"), MediaKind::Audio);
+        api.declare_media(Mid::from("video"), MediaKind::Video);
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: bridge.ufrag.clone(),
+            pass: bridge.pwd.clone(),
+        });
+        let fp: str0m::config::Fingerprint =
+            format!("{} {}", bridge.fingerprint_hash, bridge.fingerprint)
+                .parse()
+                .unwrap();
+        api.set_remote_fingerprint(fp);
+        api.start_dtls(true).unwrap();
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        for c in &bridge.candidates {
+            rtc.add_remote_candidate(Candidate::host(c.address, "udp").unwrap());
+        }
+        Participant {
+            name: name.into(),
+            rtc,
+            socket,
+            addr,
+            connected: false,
+            got: HashMap::new(),
+            keyframe_requests: HashMap::new(),
+            rids: HashMap::new(),
+            seq: HashMap::new(),
+        }
+    }
+
+    /// The answer's transport, for the bridge.
+    pub fn remote(&mut self) -> RemoteTransport {
+        let creds = self.rtc.direct_api().local_ice_credentials();
+        let fp = self.rtc.direct_api().local_dtls_fingerprint().to_string();
+        let (hash, hex) = fp.split_once(' ').unwrap();
+        RemoteTransport {
+            ufrag: creds.ufrag,
+            pwd: creds.pass,
+            fingerprint_hash: hash.into(),
+            fingerprint: hex.into(),
+            setup: Setup::Active,
+            candidates: vec![self.addr],
+        }
+    }
+
+    /// Declares what we send; simulcast layers get rids so key frame requests can be told apart.
+    pub fn send_streams(&mut self, audio: u32, video_layers: &[u32]) {
+        let mut api = self.rtc.direct_api();
+        api.declare_stream_tx(
+            Ssrc::from(audio),
+            None,
+            Mid::from("audio"),
+            Some(Rid::from("a")),
+        );
+        for (i, s) in video_layers.iter().enumerate() {
+            let rid = Rid::from(format!("l{i}").as_str());
+            api.declare_stream_tx(Ssrc::from(*s), None, Mid::from("video"), Some(rid));
+            self.rids.insert(rid, *s);
+        }
+    }
+
+    /// Expects media on a remote SSRC (as signalled in a source-add).
+    pub fn expect(&mut self, ssrc: u32, kind: MediaKind) {
+        let mid = Mid::from(if kind == MediaKind::Audio {
+            "audio"
+        } else {
+            "video"
+        });
+        self.rtc
+            .direct_api()
+            .expect_stream_rx(Ssrc::from(ssrc), None, mid, None);
+    }
+
+    fn next_seq(&mut self, ssrc: u32) -> SeqNo {
+        let s = self.seq.entry(ssrc).or_insert(1000);
+        *s += 1;
+        SeqNo::from(*s)
+    }
+
+    pub fn send_audio(&mut self, ssrc: u32, timestamp: u32, level: i8, payload: Vec<u8>) {
+        let seq = self.next_seq(ssrc);
+        let ext = ExtensionValues {
+            audio_level: Some(level),
+            voice_activity: Some(level > -127),
+            ..Default::default()
+        };
+        if let Some(tx) = self.rtc.direct_api().stream_tx(&Ssrc::from(ssrc)) {
+            tx.write_rtp(
+                RtpWrite::new(Pt::from(OPUS), seq, timestamp, Instant::now(), payload)
+                    .ext_vals(ext),
+            );
+        }
+    }
+
+    pub fn send_video(&mut self, ssrc: u32, timestamp: u32, payload: Vec<u8>) {
+        let seq = self.next_seq(ssrc);
+        if let Some(tx) = self.rtc.direct_api().stream_tx(&Ssrc::from(ssrc)) {
+            tx.write_rtp(
+                RtpWrite::new(Pt::from(VP8), seq, timestamp, Instant::now(), payload)
+                    .marker(true)
+                    .nackable(true),
+            );
+        }
+    }
+
+    /// Moves datagrams both ways and takes events, for about `budget`.
+    pub fn poll(&mut self, budget: Duration) {
+        let until = Instant::now() + budget;
+        let mut buf = [0u8; 2048];
+        loop {
+            let now = Instant::now();
+            while let Ok((n, source)) = self.socket.recv_from(&mut buf) {
+                if let Ok(r) = Receive::new(Protocol::Udp, source, self.addr, &buf[..n]) {
+                    let _ = self.rtc.handle_input(Input::Receive(now, r));
+                    self.drain();
+                }
+            }
+            let _ = self.rtc.handle_input(Input::Timeout(now));
+            self.drain();
+            if Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Timeout(_)) | Err(_) => break,
+                Ok(Output::Event(Event::Connected)) => self.connected = true,
+                Ok(Output::Event(Event::RtpPacket(p))) => {
+                    self.got.entry(*p.header.ssrc).or_default().push(Got {
+                        seq: *p.seq_no,
+                        timestamp: p.header.timestamp,
+                        payload: p.payload.to_vec(),
+                    });
+                }
+                Ok(Output::Event(Event::KeyframeRequest(r))) => {
+                    if let Some(ssrc) = r.rid.and_then(|rid| self.rids.get(&rid)) {
+                        *self.keyframe_requests.entry(*ssrc).or_default() += 1;
+                    }
+                    let _ = r.kind == KeyframeRequestKind::Pli;
+                }
+                Ok(Output::Event(_)) => {}
+            }
+        }
+    }
+
+    /// Sends raw bytes from this participant's own address (a broken or hostile client).
+    pub fn send_raw(&self, to: SocketAddr, data: &[u8]) {
+        let _ = self.socket.send_to(data, to);
+    }
+
+    pub fn payloads_from(&self, ssrc: u32) -> Vec<Vec<u8>> {
+        self.got
+            .get(&ssrc)
+            .map(|v| v.iter().map(|g| g.payload.clone()).collect())
+            .unwrap_or_default()
+    }
+}
