@@ -74,4 +74,13 @@ pub struct Sources {
     /// One entry per video source: its simulcast layer SSRCs, lowest first
     /// (a single SSRC without simulcast).
     pub video: Vec<Vec<u32>>,
+    /// FID pairs: a video SSRC and the SSRC of its retransmissions (RTX).
+    pub rtx: Vec<(u32, u32)>,
+}
+
+impl Sources {
+    /// The RTX SSRC paired with `ssrc`.
+    pub fn rtx_of(&self, ssrc: u32) -> Option<u32> {
+        self.rtx.iter().find(|(s, _)| *s == ssrc).map(|(_, r)| *r)
+    }
 }

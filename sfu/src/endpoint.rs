@@ -46,6 +46,8 @@ pub(crate) struct Endpoint {
     /// This endpoint's own sources: audio SSRCs and video SIM groups (layer SSRCs, low to high).
     pub audio_ssrcs: Vec<u32>,
     pub video_layers: Vec<Vec<u32>>,
+    /// FID pairs of this endpoint's video.
+    pub rtx: Vec<(u32, u32)>,
     /// Video of others this endpoint receives, by the source's first SSRC.
     pub video_in: HashMap<u32, VideoForward>,
     /// Streams declared towards this endpoint, to keep rids unique.
@@ -109,6 +111,7 @@ impl Endpoint {
             connected_transport: false,
             audio_ssrcs: Vec::new(),
             video_layers: Vec::new(),
+            rtx: Vec::new(),
             video_in: HashMap::new(),
             tx_count: 0,
         })
@@ -182,14 +185,17 @@ impl Endpoint {
         }
         for layers in &self.video_layers {
             for s in layers {
-                api.expect_stream_rx(Ssrc::from(*s), None, Mid::from(VIDEO_MID), None);
+                // With its RTX SSRC, str0m unwraps the sender's retransmissions.
+                let rtx = rtx_of(&self.rtx, *s).map(Ssrc::from);
+                api.expect_stream_rx(Ssrc::from(*s), rtx, Mid::from(VIDEO_MID), None);
             }
         }
     }
 
     /// Declares a stream towards this endpoint; each gets its own rid, which
-    /// str0m's pacer needs to tell streams apart.
-    pub fn send_stream(&mut self, ssrc: u32, kind: MediaKind) {
+    /// str0m's pacer needs to tell streams apart. With an RTX SSRC, str0m
+    /// answers this receiver's NACKs from its send cache.
+    pub fn send_stream(&mut self, ssrc: u32, rtx: Option<u32>, kind: MediaKind) {
         let ssrc = Ssrc::from(ssrc);
         if self.rtc.direct_api().stream_tx(&ssrc).is_some() {
             return;
@@ -203,7 +209,7 @@ impl Endpoint {
         });
         self.rtc
             .direct_api()
-            .declare_stream_tx(ssrc, None, mid, Some(rid));
+            .declare_stream_tx(ssrc, rtx.map(Ssrc::from), mid, Some(rid));
     }
 
     pub fn api(&mut self) -> DirectApi<'_> {
@@ -219,6 +225,10 @@ impl Endpoint {
                 .map(|i| (layers[0], i as u8))
         })
     }
+}
+
+pub(crate) fn rtx_of(pairs: &[(u32, u32)], ssrc: u32) -> Option<u32> {
+    pairs.iter().find(|(s, _)| *s == ssrc).map(|(_, r)| *r)
 }
 
 /// A random token from the OS's generator; hex digits are valid ICE characters.

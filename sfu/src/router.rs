@@ -18,7 +18,7 @@ use str0m::{Event, Input, Output};
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::demux::Demux;
-use crate::endpoint::{Endpoint, VideoForward};
+use crate::endpoint::{Endpoint, VideoForward, rtx_of};
 use crate::rtp::Header;
 use crate::simulcast::{SimulcastForwarder, Verdict};
 
@@ -111,7 +111,7 @@ impl Router {
         // The newcomer is sent what those already there send.
         for other in members.iter() {
             if let Some(o) = &self.endpoints[*other] {
-                subscribe(&mut ep, &o.audio_ssrcs, &o.video_layers);
+                subscribe(&mut ep, &o.audio_ssrcs, &o.video_layers, &o.rtx);
             }
         }
         members.push(key);
@@ -139,13 +139,18 @@ impl Router {
         if let Some(s) = sources {
             ep.audio_ssrcs = s.audio.clone();
             ep.video_layers = s.video.iter().filter(|l| !l.is_empty()).cloned().collect();
+            ep.rtx = s.rtx.clone();
             ep.receive_sources();
-            let (audio, video) = (ep.audio_ssrcs.clone(), ep.video_layers.clone());
+            let (audio, video, rtx) = (
+                ep.audio_ssrcs.clone(),
+                ep.video_layers.clone(),
+                ep.rtx.clone(),
+            );
             for other in self.conferences.get(conference).into_iter().flatten() {
                 if *other != key
                     && let Some(o) = self.endpoints[*other].as_mut()
                 {
-                    subscribe(o, &audio, &video);
+                    subscribe(o, &audio, &video, &rtx);
                     self.dirty.push(*other);
                 }
             }
@@ -413,12 +418,13 @@ impl Router {
 }
 
 /// Declares, on `receiver`, the streams of another endpoint's sources.
-fn subscribe(receiver: &mut Endpoint, audio: &[u32], video: &[Vec<u32>]) {
+fn subscribe(receiver: &mut Endpoint, audio: &[u32], video: &[Vec<u32>], rtx: &[(u32, u32)]) {
     for s in audio {
-        receiver.send_stream(*s, MediaKind::Audio);
+        receiver.send_stream(*s, None, MediaKind::Audio);
     }
     for layers in video {
-        receiver.send_stream(layers[0], MediaKind::Video);
+        // Receivers know a source by its first SSRC and that SSRC's RTX pair.
+        receiver.send_stream(layers[0], rtx_of(rtx, layers[0]), MediaKind::Video);
         receiver.video_in.entry(layers[0]).or_insert_with(|| {
             let mut forwarder = SimulcastForwarder::new(layers[0]);
             // Until the receiver says what it wants, it gets the lowest layer.

@@ -41,6 +41,7 @@ fn join_with(
         } else {
             vec![video.to_vec()]
         },
+        rtx: video.iter().map(|s| (*s, s + 10)).collect(),
     };
     bridge
         .update_endpoint(conference, name, Some(p.remote()), Some(sources))
