@@ -6,7 +6,7 @@ mod participant;
 
 use std::time::{Duration, Instant};
 
-use participant::Participant;
+use participant::{Participant, RTX_OFFSET};
 use sfu::api::Sources;
 use sfu::bridge::{Bridge, BridgeConfig};
 use str0m::media::MediaKind;
@@ -41,7 +41,7 @@ fn join_with(
         } else {
             vec![video.to_vec()]
         },
-        rtx: video.iter().map(|s| (*s, s + 10)).collect(),
+        rtx: video.iter().map(|s| (*s, s + RTX_OFFSET)).collect(),
     };
     bridge
         .update_endpoint(conference, name, Some(p.remote()), Some(sources))
@@ -315,5 +315,35 @@ fn garbage_forgeries_and_floods_are_dropped_while_media_flows() {
     assert!(
         dropped >= 50 * 45,
         "stranger datagrams are counted as dropped: {after:?}"
+    );
+}
+
+#[test]
+fn a_receivers_nack_is_answered_with_a_retransmission() {
+    let bridge = bridge();
+    let mut ps = vec![
+        join(&bridge, "room", "sender", 6001, &[5001]),
+        join(&bridge, "room", "viewer", 7001, &[]),
+    ];
+    ps[1].expect(5001, MediaKind::Video);
+    connect_all(&mut ps);
+    // The viewer's network loses two of the bridge's packets.
+    ps[1].lose = vec![15, 31];
+    for frame in 0..60u32 {
+        let payload = vp8((frame % 0x8000) as u16, frame as u8, frame == 0, 0, frame);
+        ps[0].send_video(5001, frame * 3000, payload);
+        poll_all(&mut ps, 3);
+    }
+    poll_all(&mut ps, 100);
+    let got = &ps[1].got[&5001];
+    let mut seqs: Vec<u64> = got.iter().map(|g| g.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let (first, last) = (seqs[0], *seqs.last().unwrap());
+    assert!(got.len() >= 58, "viewer got {} of 60", got.len());
+    assert_eq!(
+        seqs.len() as u64,
+        last - first + 1,
+        "every lost packet came back as a retransmission: {seqs:?}"
     );
 }

@@ -16,6 +16,13 @@ use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
 
 pub const OPUS: u8 = 111;
 pub const VP8: u8 = 100;
+/// A video SSRC's RTX pair is the SSRC plus this (as `join` signals the FID groups).
+pub const RTX_OFFSET: u32 = 10;
+
+/// RTP, not RTCP, by RFC 7983's first byte and RFC 5761's payload types.
+fn is_rtp(buf: &[u8]) -> bool {
+    buf.len() >= 12 && (128..192).contains(&buf[0]) && !(72..80).contains(&(buf[1] & 0x7F))
+}
 
 /// A packet as the participant received it.
 #[derive(Debug, Clone)]
@@ -37,6 +44,10 @@ pub struct Participant {
     pub keyframe_requests: HashMap<u32, usize>,
     rids: HashMap<Rid, u32>,
     seq: HashMap<u32, u64>,
+    /// Incoming RTP datagrams (counted by arrival from 0, RTCP not counted)
+    /// that this participant's network loses before its stack sees them.
+    pub lose: Vec<usize>,
+    rtp_in: usize,
 }
 
 impl Participant {
@@ -98,6 +109,8 @@ impl Participant {
             keyframe_requests: HashMap::new(),
             rids: HashMap::new(),
             seq: HashMap::new(),
+            lose: Vec::new(),
+            rtp_in: 0,
         }
     }
 
@@ -127,7 +140,9 @@ impl Participant {
         );
         for (i, s) in video_layers.iter().enumerate() {
             let rid = Rid::from(format!("l{i}").as_str());
-            api.declare_stream_tx(Ssrc::from(*s), None, Mid::from("video"), Some(rid));
+            // Each layer has its RTX pair (the FID groups `join` signals), as browsers send.
+            let rtx = Some(Ssrc::from(s + RTX_OFFSET));
+            api.declare_stream_tx(Ssrc::from(*s), rtx, Mid::from("video"), Some(rid));
             self.rids.insert(rid, *s);
         }
     }
@@ -139,9 +154,13 @@ impl Participant {
         } else {
             "video"
         });
+        // A browser knows the RTX SSRC from the source's FID group; without it,
+        // str0m drops the bridge's retransmissions as an unknown SSRC (no mid
+        // extension to map it by).
+        let rtx = (kind == MediaKind::Video).then(|| Ssrc::from(ssrc + RTX_OFFSET));
         self.rtc
             .direct_api()
-            .expect_stream_rx(Ssrc::from(ssrc), None, mid, None);
+            .expect_stream_rx(Ssrc::from(ssrc), rtx, mid, None);
     }
 
     fn next_seq(&mut self, ssrc: u32) -> SeqNo {
@@ -183,6 +202,13 @@ impl Participant {
         loop {
             let now = Instant::now();
             while let Ok((n, source)) = self.socket.recv_from(&mut buf) {
+                if is_rtp(&buf[..n]) {
+                    let index = self.rtp_in;
+                    self.rtp_in += 1;
+                    if self.lose.contains(&index) {
+                        continue;
+                    }
+                }
                 if let Ok(r) = Receive::new(Protocol::Udp, source, self.addr, &buf[..n]) {
                     let _ = self.rtc.handle_input(Input::Receive(now, r));
                     self.drain();
