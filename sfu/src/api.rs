@@ -16,6 +16,8 @@ pub enum ApiError {
     EndpointExists(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("authentication failed")]
+    Forbidden,
     #[error("the bridge is shutting down")]
     Shutdown,
     #[error("{0}")]
@@ -43,6 +45,9 @@ pub struct LocalTransport {
     /// Colon-separated hex.
     pub fingerprint: String,
     pub candidates: Vec<TransportCandidate>,
+    /// `<conference>/<endpoint>?pwd=<secret>`: the tail of the bridge-channel
+    /// URL, after `/colibri-ws/<bridge id>/`.
+    pub channel_path: String,
 }
 
 /// The DTLS role the client's answer takes (`setup` attribute).

@@ -30,6 +30,8 @@ pub struct BridgeConfig {
     pub bind: SocketAddr,
     /// Address put in candidates when it differs from the bound one (NAT, 0.0.0.0).
     pub advertise: Option<IpAddr>,
+    /// This bridge's id in bridge-channel URLs (`/colibri-ws/<id>/…`).
+    pub id: String,
 }
 
 impl Default for BridgeConfig {
@@ -37,6 +39,7 @@ impl Default for BridgeConfig {
         BridgeConfig {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 10000),
             advertise: None,
+            id: "oxbridge".into(),
         }
     }
 }
@@ -56,13 +59,21 @@ enum Command {
     Expire(String, String, Reply<()>),
     ExpireConference(String, Reply<()>),
     Stats(mpsc::SyncSender<RouterStats>),
+    ChannelCheck(String, String, String, Reply<()>),
+    ChannelOpen(String, String, String, ChannelTx, Reply<()>),
+    ChannelMessage(String, String, String),
+    ChannelClosed(String, String, ChannelTx),
     Stop,
 }
+
+/// Where the worker puts an endpoint's outgoing bridge-channel messages.
+pub type ChannelTx = tokio::sync::mpsc::Sender<String>;
 
 /// A running media worker.
 pub struct Bridge {
     commands: mpsc::Sender<Command>,
     addr: SocketAddr,
+    id: String,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -86,8 +97,53 @@ impl Bridge {
         Ok(Bridge {
             commands,
             addr,
+            id: config.id,
             thread: Some(thread),
         })
+    }
+
+    /// The id in this bridge's channel URLs.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether `pwd` opens the bridge channel of this endpoint.
+    pub fn channel_check(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        pwd: &str,
+    ) -> Result<(), ApiError> {
+        self.call(|r| Command::ChannelCheck(conference.into(), endpoint.into(), pwd.into(), r))
+    }
+
+    /// Attaches an endpoint's bridge channel; messages for it arrive on `tx`.
+    pub fn channel_open(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        pwd: &str,
+        tx: ChannelTx,
+    ) -> Result<(), ApiError> {
+        self.call(|r| Command::ChannelOpen(conference.into(), endpoint.into(), pwd.into(), tx, r))
+    }
+
+    /// A message the endpoint sent on its channel (does not wait).
+    pub fn channel_message(&self, conference: &str, endpoint: &str, text: String) {
+        let _ = self.commands.send(Command::ChannelMessage(
+            conference.into(),
+            endpoint.into(),
+            text,
+        ));
+    }
+
+    /// The endpoint's channel `tx` went away (does not wait).
+    pub fn channel_closed(&self, conference: &str, endpoint: &str, tx: ChannelTx) {
+        let _ = self.commands.send(Command::ChannelClosed(
+            conference.into(),
+            endpoint.into(),
+            tx,
+        ));
     }
 
     /// The advertised media address.
@@ -204,6 +260,16 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
         Command::Stats(r) => {
             let _ = r.send(router.stats());
         }
+        Command::ChannelCheck(c, e, p, r) => {
+            let _ = r.send(router.channel_check(&c, &e, &p));
+        }
+        Command::ChannelOpen(c, e, p, tx, r) => {
+            let _ = r.send(router.channel_open(&c, &e, &p, tx));
+        }
+        Command::ChannelMessage(c, e, text) => {
+            let _ = router.channel_message(&c, &e, &text);
+        }
+        Command::ChannelClosed(c, e, tx) => router.channel_closed(&c, &e, &tx),
         Command::Stop => {}
     }
 }

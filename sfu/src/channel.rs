@@ -273,6 +273,10 @@ pub enum BridgeMessage {
     ConnectionStats {
         downlink_bps: u64,
     },
+    /// A message the bridge could not take, and why.
+    Error {
+        message: String,
+    },
 }
 
 impl BridgeMessage {
@@ -325,6 +329,9 @@ impl BridgeMessage {
             },
             BridgeMessage::ConnectionStats { downlink_bps } => json!({
                 "colibriClass": "ConnectionStats", "estimatedDownlinkBandwidth": downlink_bps,
+            }),
+            BridgeMessage::Error { message } => json!({
+                "colibriClass": "Error", "error": message,
             }),
         };
         v.to_string()

@@ -13,6 +13,7 @@ use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCandidate};
 use crate::cert::{Certificate, parse_hex_colon};
+use crate::channel::Dialect;
 use crate::simulcast::SimulcastForwarder;
 
 /// Payload types and header extension ids of Jitsi's offers (protocol §3.2).
@@ -52,6 +53,12 @@ pub(crate) struct Endpoint {
     pub video_in: HashMap<u32, VideoForward>,
     /// Streams declared towards this endpoint, to keep rids unique.
     tx_count: u32,
+    /// Secret of this endpoint's bridge-channel URL, fixed for its life.
+    pub channel_pwd: String,
+    /// Messages to this endpoint's bridge channel, when one is open.
+    pub channel: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The vocabulary its client speaks (2021 endpoint ids or source names).
+    pub dialect: Dialect,
 }
 
 impl Endpoint {
@@ -114,6 +121,9 @@ impl Endpoint {
             rtx: Vec::new(),
             video_in: HashMap::new(),
             tx_count: 0,
+            channel_pwd: random_token(24),
+            channel: None,
+            dialect: Dialect::Sources,
         })
     }
 
@@ -129,6 +139,7 @@ impl Endpoint {
             pwd: creds.pass,
             fingerprint_hash: "sha-256".into(),
             fingerprint: cert.fingerprint_hex(),
+            channel_path: format!("{}/{}?pwd={}", self.conference, self.id, self.channel_pwd),
             candidates: vec![TransportCandidate {
                 foundation: "1".into(),
                 component: 1,

@@ -17,6 +17,7 @@ use str0m::{Event, Input, Output};
 
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
+use crate::channel::{BridgeMessage, ClientMessage, Constraint, Dialect, VideoConstraints};
 use crate::demux::Demux;
 use crate::endpoint::{Endpoint, VideoForward, rtx_of};
 use crate::rtp::Header;
@@ -229,6 +230,160 @@ impl Router {
         }
     }
 
+    /// Checks a bridge-channel URL's secret before the WebSocket is accepted.
+    pub fn channel_check(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        pwd: &str,
+    ) -> Result<(), ApiError> {
+        let key = self.key(conference, endpoint)?;
+        let ep = self.endpoints[key].as_ref().expect("keyed endpoints exist");
+        if same_secret(pwd, &ep.channel_pwd) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// Attaches an endpoint's bridge channel (a newer socket replaces an older
+    /// one) and greets it.
+    pub fn channel_open(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        pwd: &str,
+        tx: tokio::sync::mpsc::Sender<String>,
+    ) -> Result<(), ApiError> {
+        self.channel_check(conference, endpoint, pwd)?;
+        let key = self.key(conference, endpoint)?;
+        let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+        ep.channel = Some(tx);
+        send(ep, &BridgeMessage::ServerHello);
+        Ok(())
+    }
+
+    /// One message from an endpoint's bridge channel. A malformed one is
+    /// answered with an error message on the same channel.
+    pub fn channel_message(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        text: &str,
+    ) -> Result<(), ApiError> {
+        let key = self.key(conference, endpoint)?;
+        let message = match ClientMessage::parse(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+                send(
+                    ep,
+                    &BridgeMessage::Error {
+                        message: e.to_string(),
+                    },
+                );
+                return Ok(());
+            }
+        };
+        let from = endpoint.to_owned();
+        let others: Vec<Key> = self.conferences[conference]
+            .iter()
+            .copied()
+            .filter(|k| *k != key)
+            .collect();
+        match message {
+            ClientMessage::EndpointMessage { to, payload } => {
+                let out = BridgeMessage::EndpointMessage {
+                    from,
+                    to: to.clone(),
+                    payload,
+                };
+                for k in others {
+                    if let Some(o) = self.endpoints[k].as_mut()
+                        && (to.is_empty() || o.id == to)
+                    {
+                        send(o, &out);
+                    }
+                }
+            }
+            ClientMessage::EndpointStats(stats) => {
+                let out = BridgeMessage::EndpointStats { from, stats };
+                for k in others {
+                    if let Some(o) = self.endpoints[k].as_mut() {
+                        send(o, &out);
+                    }
+                }
+            }
+            ClientMessage::ReceiverVideoConstraints(c) => {
+                let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+                ep.dialect = c.keyed_by;
+                self.apply_constraints(key, &c);
+            }
+            ClientMessage::MaxHeight(h) => {
+                let c = VideoConstraints {
+                    keyed_by: Dialect::Endpoints,
+                    last_n: None,
+                    selected: Vec::new(),
+                    on_stage: Vec::new(),
+                    default: Some(Constraint {
+                        max_height: h,
+                        max_frame_rate: None,
+                    }),
+                    constraints: Default::default(),
+                    assumed_bandwidth_bps: None,
+                };
+                self.apply_constraints(key, &c);
+            }
+            // Last-N, selection and video types feed the allocation still to come.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Closes an endpoint's bridge channel if `tx` is still the open one.
+    pub fn channel_closed(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        tx: &tokio::sync::mpsc::Sender<String>,
+    ) {
+        if let Ok(key) = self.key(conference, endpoint) {
+            let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+            if ep.channel.as_ref().is_some_and(|c| c.same_channel(tx)) {
+                ep.channel = None;
+            }
+        }
+    }
+
+    /// Picks each forwarded source's layer from the receiver's height wishes.
+    fn apply_constraints(&mut self, receiver: Key, c: &VideoConstraints) {
+        let Some(ep) = self.endpoints[receiver].as_ref() else {
+            return;
+        };
+        let mut targets = Vec::new();
+        for other in &self.conferences[&ep.conference] {
+            let Some(sender) = self.endpoints[*other].as_ref() else {
+                continue;
+            };
+            for (i, layers) in sender.video_layers.iter().enumerate() {
+                // Sources without signalled names are called `<endpoint>-v<n>`, as Jitsi's focus names them.
+                let key = match c.keyed_by {
+                    Dialect::Endpoints => sender.id.clone(),
+                    Dialect::Sources => format!("{}-v{i}", sender.id),
+                };
+                let wish = c.constraints.get(&key).or(c.default.as_ref());
+                let layer = wish.and_then(|w| layer_for_height(w.max_height, layers.len()));
+                targets.push((layers[0], layer));
+            }
+        }
+        let ep = self.endpoints[receiver].as_mut().expect("checked above");
+        for (source, layer) in targets {
+            if let Some(f) = ep.video_in.get_mut(&source) {
+                f.forwarder.set_target(layer);
+            }
+        }
+    }
+
     /// A datagram that arrived on the media port.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
         self.stats.datagrams_in += 1;
@@ -417,6 +572,31 @@ impl Router {
     }
 }
 
+/// Queues a message for an endpoint's bridge channel; a full queue drops it
+/// rather than stall the media thread.
+fn send(ep: &mut Endpoint, message: &BridgeMessage) {
+    if let Some(tx) = &ep.channel {
+        let _ = tx.try_send(message.to_json(ep.dialect));
+    }
+}
+
+/// Simulcast layer for a wanted height: Jitsi's three layers are about a
+/// quarter, half and all of the camera's height (180, 360, 720 for 720p).
+fn layer_for_height(max_height: u32, layers: usize) -> Option<u8> {
+    let top = layers.saturating_sub(1) as u8;
+    match max_height {
+        0 => None,
+        1..=359 => Some(0),
+        360..=719 => Some(1.min(top)),
+        _ => Some(2.min(top)),
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// Declares, on `receiver`, the streams of another endpoint's sources.
 fn subscribe(receiver: &mut Endpoint, audio: &[u32], video: &[Vec<u32>], rtx: &[(u32, u32)]) {
     for s in audio {
@@ -525,6 +705,22 @@ fn extend_seq(last: Option<u64>, seq: u16) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heights_pick_layers() {
+        assert_eq!(layer_for_height(0, 3), None);
+        assert_eq!(layer_for_height(180, 3), Some(0));
+        assert_eq!(layer_for_height(360, 3), Some(1));
+        assert_eq!(layer_for_height(2160, 3), Some(2));
+        assert_eq!(
+            layer_for_height(720, 1),
+            Some(0),
+            "a single encoding is layer 0"
+        );
+        assert!(
+            same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("ab", "abc")
+        );
+    }
 
     #[test]
     fn sequence_numbers_extend_across_wraps() {

@@ -14,7 +14,7 @@ use str0m::media::MediaKind;
 fn bridge() -> Bridge {
     Bridge::start(BridgeConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
-        advertise: None,
+        ..Default::default()
     })
     .unwrap()
 }

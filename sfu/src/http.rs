@@ -1,0 +1,118 @@
+//! The bridge channel over WebSocket (protocol §5.1):
+//! `/colibri-ws/<bridge id>/<conference>/<endpoint>?pwd=<secret>`, mounted
+//! into the web front door. A wrong bridge id is 404, a wrong conference,
+//! endpoint or secret 403; a second socket for an endpoint replaces the first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+
+use crate::bridge::Bridge;
+use crate::channel::MAX_MESSAGE_BYTES;
+
+/// Outgoing messages queued per channel before the worker starts dropping.
+const QUEUE: usize = 256;
+/// The bridge pings every channel this often, as Videobridge does.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+/// Routes to mount into the front door.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # let bridge = Arc::new(sfu::bridge::Bridge::start(Default::default()).unwrap());
+/// let app: axum::Router = sfu::http::router(bridge);
+/// ```
+pub fn router(bridge: Arc<Bridge>) -> Router {
+    Router::new()
+        .route("/colibri-ws/{bridge}/{conference}/{endpoint}", get(channel))
+        .with_state(bridge)
+}
+
+async fn channel(
+    State(bridge): State<Arc<Bridge>>,
+    Path((id, conference, endpoint)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if id != bridge.id() {
+        return (StatusCode::NOT_FOUND, "unknown bridge\n").into_response();
+    }
+    let pwd = query.get("pwd").cloned().unwrap_or_default();
+    let check = {
+        let (bridge, conference, endpoint, pwd) = (
+            bridge.clone(),
+            conference.clone(),
+            endpoint.clone(),
+            pwd.clone(),
+        );
+        tokio::task::spawn_blocking(move || bridge.channel_check(&conference, &endpoint, &pwd))
+            .await
+    };
+    if !matches!(check, Ok(Ok(()))) {
+        return (StatusCode::FORBIDDEN, "authentication failed\n").into_response();
+    }
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| run(bridge, conference, endpoint, pwd, socket))
+}
+
+async fn run(
+    bridge: Arc<Bridge>,
+    conference: String,
+    endpoint: String,
+    pwd: String,
+    socket: WebSocket,
+) {
+    let (tx, mut outgoing) = tokio::sync::mpsc::channel(QUEUE);
+    let opened = {
+        let (bridge, conference, endpoint, tx) = (
+            bridge.clone(),
+            conference.clone(),
+            endpoint.clone(),
+            tx.clone(),
+        );
+        tokio::task::spawn_blocking(move || bridge.channel_open(&conference, &endpoint, &pwd, tx))
+            .await
+    };
+    if !matches!(opened, Ok(Ok(()))) {
+        return;
+    }
+    let (mut sink, mut incoming) = socket.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            out = outgoing.recv() => match out {
+                Some(text) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            msg = incoming.next() => match msg {
+                Some(Ok(Message::Text(t))) => bridge.channel_message(&conference, &endpoint, t.as_str().to_owned()),
+                Some(Ok(Message::Binary(_))) => {
+                    let error = r#"{"colibriClass":"Error","error":"binary frames are not bridge-channel messages"}"#;
+                    let _ = sink.send(Message::Text(error.into())).await;
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    bridge.channel_closed(&conference, &endpoint, tx);
+}
