@@ -164,6 +164,39 @@ fn vp8(picture_id: u16, tl0: u8, key: bool, layer: u8, frame: u32) -> Vec<u8> {
     p
 }
 
+/// A simulcast camera in participant 0: every frame on every layer, key
+/// frames at the start and whenever the bridge asks for one on a layer.
+struct Camera {
+    layers: Vec<u32>,
+    frame: u32,
+    keyframe_due: Vec<bool>,
+}
+
+impl Camera {
+    fn new(layers: &[u32]) -> Camera {
+        Camera {
+            layers: layers.to_vec(),
+            frame: 0,
+            keyframe_due: vec![true; layers.len()],
+        }
+    }
+
+    fn send(&mut self, ps: &mut [Participant], frames: u32) {
+        for _ in 0..frames {
+            for (l, ssrc) in self.layers.iter().enumerate() {
+                let asked = ps[0].keyframe_requests.remove(ssrc).is_some();
+                let key = std::mem::take(&mut self.keyframe_due[l]) || asked;
+                let pid = ((self.frame + 100 * l as u32) % 0x8000) as u16;
+                let payload = vp8(pid, (self.frame % 256) as u8, key, l as u8, self.frame);
+                ps[0].send_video(*ssrc, self.frame * 3000, payload);
+            }
+            self.frame += 1;
+            poll_all(ps, 3);
+        }
+        poll_all(ps, 30);
+    }
+}
+
 #[test]
 fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
     let bridge = bridge();
@@ -175,26 +208,8 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
     ps[1].expect(layers[0], MediaKind::Video);
     connect_all(&mut ps);
 
-    let mut keyframe_due = [true; 3];
-    let mut frame = 0u32;
-    let mut send_frames = |ps: &mut Vec<Participant>, n: u32, keyframe_due: &mut [bool; 3]| {
-        for _ in 0..n {
-            for (l, ssrc) in layers.iter().enumerate() {
-                // The sender answers a PLI on a layer with a key frame there.
-                let asked = ps[0].keyframe_requests.remove(ssrc).is_some();
-                let key = keyframe_due[l] || asked;
-                keyframe_due[l] = false;
-                let pid = ((frame + 100 * l as u32) % 0x8000) as u16;
-                let payload = vp8(pid, (frame % 256) as u8, key, l as u8, frame);
-                ps[0].send_video(*ssrc, frame * 3000, payload);
-            }
-            frame += 1;
-            poll_all(ps, 3);
-        }
-        poll_all(ps, 30);
-    };
-
-    send_frames(&mut ps, 30, &mut keyframe_due);
+    let mut camera = Camera::new(&layers);
+    camera.send(&mut ps, 30);
     let got = ps[1].got.get(&layers[0]).cloned().unwrap_or_default();
     assert!(
         got.len() >= 25,
@@ -213,7 +228,7 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
     bridge
         .set_video_target("room", "viewer", layers[0], Some(2))
         .unwrap();
-    send_frames(&mut ps, 40, &mut keyframe_due);
+    camera.send(&mut ps, 40);
     let got = ps[1].got.get(&layers[0]).cloned().unwrap_or_default();
     let first_high = got
         .iter()
@@ -345,5 +360,74 @@ fn a_receivers_nack_is_answered_with_a_retransmission() {
         seqs.len() as u64,
         last - first + 1,
         "every lost packet came back as a retransmission: {seqs:?}"
+    );
+}
+
+#[test]
+fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let bridge = std::sync::Arc::new(bridge());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = sfu::http::router(bridge.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("ws://{addr}/colibri-ws/oxbridge/")
+    });
+    let layers = [5001u32, 5002, 5003];
+    let sender = join(&bridge, "room", "sender", 6001, &layers);
+    let (viewer, local) = join_with(&bridge, "room", "viewer", 7001, &[]);
+    let mut ps = vec![sender, viewer];
+    ps[1].expect(layers[0], MediaKind::Video);
+    connect_all(&mut ps);
+    let mut ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!(
+            "{base}{}",
+            local.channel_path
+        )))
+        .unwrap()
+        .0;
+    let hello = rt.block_on(ws.next()).unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("ServerHello"));
+    let mut say = |text: &str| rt.block_on(ws.send(Message::text(text))).unwrap();
+    let newest_layer = |p: &Participant| p.got[&layers[0]].last().map(|g| g.payload[7]);
+
+    let mut camera = Camera::new(&layers);
+    camera.send(&mut ps, 20);
+    assert_eq!(newest_layer(&ps[1]), Some(0), "thumbnail by default");
+
+    // The current client: source names, on stage at 720p.
+    say(
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"onStageSources":["sender-v0"],
+        "defaultConstraints":{"maxHeight":180},"constraints":{"sender-v0":{"maxHeight":720}}}"#,
+    );
+    camera.send(&mut ps, 30);
+    assert_eq!(newest_layer(&ps[1]), Some(2), "720p wanted: the top layer");
+
+    // The December 2021 client: keyed by endpoint, 360p.
+    say(
+        r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"selectedEndpoints":[],
+        "onStageEndpoints":["sender"],"defaultConstraints":{"maxHeight":180},
+        "constraints":{"sender":{"maxHeight":360}}}"#,
+    );
+    camera.send(&mut ps, 30);
+    assert_eq!(
+        newest_layer(&ps[1]),
+        Some(1),
+        "360p wanted: the middle layer"
+    );
+
+    // No video wanted at all.
+    say(r#"{"colibriClass":"ReceiverVideoConstraints","defaultConstraints":{"maxHeight":0}}"#);
+    camera.send(&mut ps, 5);
+    let count = ps[1].got[&layers[0]].len();
+    camera.send(&mut ps, 20);
+    assert_eq!(
+        ps[1].got[&layers[0]].len(),
+        count,
+        "maxHeight 0 stops the video"
     );
 }
