@@ -1,7 +1,7 @@
 //! `oxbridge.toml`: one file, every key defaulted for localhost, overridable by
 //! `OXBRIDGE_*` environment variables and flags.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -17,6 +17,7 @@ pub struct Config {
     pub xmpp: signaling::config::XmppConfig,
     pub auth: signaling::config::AuthConfig,
     pub muc: signaling::config::MucConfig,
+    pub sfu: SfuConfig,
 }
 
 impl Default for Config {
@@ -27,6 +28,40 @@ impl Default for Config {
             xmpp: Default::default(),
             auth: Default::default(),
             muc: Default::default(),
+            sfu: SfuConfig::default(),
+        }
+    }
+}
+
+/// The media bridge: one UDP port for every endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SfuConfig {
+    /// The media port (Videobridge's default is 10000).
+    pub listen: SocketAddr,
+    /// Address candidates carry when it is not `listen`'s (public IP behind NAT).
+    pub advertise: Option<IpAddr>,
+    /// This bridge's id in bridge-channel URLs.
+    pub id: String,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        let bridge = sfu::bridge::BridgeConfig::default();
+        SfuConfig {
+            listen: bridge.bind,
+            advertise: bridge.advertise,
+            id: bridge.id,
+        }
+    }
+}
+
+impl SfuConfig {
+    pub fn bridge(&self) -> sfu::bridge::BridgeConfig {
+        sfu::bridge::BridgeConfig {
+            bind: self.listen,
+            advertise: self.advertise,
+            id: self.id.clone(),
         }
     }
 }

@@ -138,9 +138,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let signaling = signaling::Server::start(config.signaling(), Some(xmpp_tls), stop.clone())
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
+    let bridge = std::sync::Arc::new(
+        sfu::bridge::Bridge::start(config.sfu.bridge()).context("sfu media port")?,
+    );
     let registry = prometheus::Registry::new();
     signaling.register_metrics(&registry)?;
-    let app = web::app(signaling.router(), registry);
+    let app = web::app(
+        signaling.router().merge(sfu::http::router(bridge.clone())),
+        registry,
+    );
     let http = web::bind(config.http.listen).await?;
     let http_addr = http.local_addr()?;
     tokio::spawn(web::serve(http, app.clone(), stop.clone()));
@@ -156,10 +162,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         https_addr = Some(l.local_addr()?);
         tokio::spawn(web::serve_tls(l, app, tls, stop.clone()));
     }
-    tracing::info!(http = %http_addr, https = ?https_addr, xmpp = %signaling.xmpp_addr, component = ?signaling.component_addr, domain = %config.domain, "oxbridge is serving");
+    tracing::info!(http = %http_addr, https = ?https_addr, xmpp = %signaling.xmpp_addr, component = ?signaling.component_addr, media = %bridge.media_addr(), domain = %config.domain, "oxbridge is serving");
     println!(
-        "oxbridge is serving on http://{http_addr}/ (XMPP domain {}, WebSocket ws://{http_addr}/xmpp-websocket, BOSH http://{http_addr}/http-bind, XMPP TCP {})",
-        config.domain, signaling.xmpp_addr
+        "oxbridge is serving on http://{http_addr}/ (XMPP domain {}, WebSocket ws://{http_addr}/xmpp-websocket, BOSH http://{http_addr}/http-bind, XMPP TCP {}, media UDP {})",
+        config.domain,
+        signaling.xmpp_addr,
+        bridge.media_addr()
     );
     if let Some(a) = https_addr {
         println!("HTTPS: https://{a}/");

@@ -1,4 +1,5 @@
-//! The bridge channel over WebSocket (protocol §5.1):
+//! The bridge's HTTP face: `/colibri/stats` with Videobridge's key names, and
+//! the bridge channel over WebSocket (protocol §5.1):
 //! `/colibri-ws/<bridge id>/<conference>/<endpoint>?pwd=<secret>`, mounted
 //! into the web front door. A wrong bridge id is 404, a wrong conference,
 //! endpoint or secret 403; a second socket for an endpoint replaces the first.
@@ -33,7 +34,29 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .route("/colibri-ws/{bridge}/{conference}/{endpoint}", get(channel))
+        .route("/colibri/stats", get(stats))
         .with_state(bridge)
+}
+
+/// `GET /colibri/stats`: what monitoring written for Videobridge reads.
+async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
+    let Ok(Some(s)) = tokio::task::spawn_blocking(move || bridge.stats()).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    axum::Json(serde_json::json!({
+        "conferences": s.conferences,
+        "participants": s.endpoints,
+        "endpoints": s.endpoints,
+        "largest_conference": s.largest_conference,
+        "total_conferences_created": s.conferences_created,
+        "total_participants": s.endpoints_created,
+        "total_packets_received": s.datagrams_in,
+        "total_packets_sent": s.datagrams_out,
+        "total_packets_forwarded": s.packets_forwarded,
+        "total_packets_dropped": s.unroutable + s.rejected,
+        "total_keyframes_requested": s.keyframe_requests,
+    }))
+    .into_response()
 }
 
 async fn channel(

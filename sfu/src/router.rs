@@ -45,6 +45,14 @@ pub struct RouterStats {
     pub rejected: u64,
     pub packets_forwarded: u64,
     pub keyframe_requests: u64,
+    pub datagrams_out: u64,
+    /// Conferences and endpoints now.
+    pub conferences: usize,
+    pub endpoints: usize,
+    pub largest_conference: usize,
+    /// Since the start.
+    pub conferences_created: u64,
+    pub endpoints_created: u64,
 }
 
 type Key = usize;
@@ -83,7 +91,12 @@ impl Router {
     }
 
     pub fn stats(&self) -> RouterStats {
-        self.stats
+        RouterStats {
+            conferences: self.conferences.len(),
+            endpoints: self.by_id.len(),
+            largest_conference: self.conferences.values().map(Vec::len).max().unwrap_or(0),
+            ..self.stats
+        }
     }
 
     /// Colibri2 `endpoint create`: a new endpoint (and conference) with the
@@ -108,6 +121,10 @@ impl Router {
             }
         };
         self.demux.add_ufrag(&ep.ufrag, key);
+        if !self.conferences.contains_key(conference) {
+            self.stats.conferences_created += 1;
+        }
+        self.stats.endpoints_created += 1;
         let members = self.conferences.entry(conference.to_owned()).or_default();
         // The newcomer is sent what those already there send.
         for other in members.iter() {
@@ -451,7 +468,9 @@ impl Router {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {
-        self.transmits.pop_front()
+        let d = self.transmits.pop_front();
+        self.stats.datagrams_out += u64::from(d.is_some());
+        d
     }
 
     /// Runs every dirty endpoint's stack until it waits, forwarding what it received.

@@ -95,6 +95,9 @@ public_keys = [${toml(pubPath)}]
 accepted_audiences = ["*"]
 allow_empty_token = ${allowEmptyToken ? 'true' : 'false'}
 
+[sfu]
+listen = "127.0.0.1:0"
+
 [muc]
 admins = [${toml(FOCUS_JID)}]
 ${extraToml}

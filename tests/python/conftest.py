@@ -74,6 +74,9 @@ password = "alice-pass"
 domain = "echo.localhost"
 secret = "comp-secret"
 
+[sfu]
+listen = "127.0.0.1:0"
+
 [muc]
 admins = ["focus@auth.localhost"]
 """

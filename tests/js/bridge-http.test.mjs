@@ -1,0 +1,40 @@
+// The bridge's HTTP face through the front door of `oxbridge serve`:
+// /colibri/stats answers with Videobridge's key names, and /colibri-ws refuses
+// what is not a live endpoint (404 for another bridge id, 403 otherwise).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { useServer } from './server.mjs';
+
+const ref = useServer({ before, after });
+
+function wsStatus(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode);
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      resolve(101);
+      ws.close();
+    });
+    ws.on('error', (e) => (e.message.includes('Unexpected server response') ? null : reject(e)));
+  });
+}
+
+test('/colibri/stats reports conferences and participants the way Videobridge names them', ref.wrap(async () => {
+  const res = await fetch(`${ref.server.http}/colibri/stats`);
+  assert.equal(res.status, 200);
+  const stats = await res.json();
+  for (const key of ['conferences', 'participants', 'largest_conference', 'total_conferences_created']) {
+    assert.equal(typeof stats[key], 'number', `${key} in ${JSON.stringify(stats)}`);
+  }
+  assert.equal(stats.conferences, 0);
+}));
+
+test('/colibri-ws refuses unknown bridges, conferences and secrets', ref.wrap(async () => {
+  const base = ref.server.ws.replace('/xmpp-websocket', '/colibri-ws');
+  assert.equal(await wsStatus(`${base}/another-bridge/conf/ep?pwd=x`), 404);
+  assert.equal(await wsStatus(`${base}/oxbridge/conf/ep?pwd=x`), 403);
+}));
