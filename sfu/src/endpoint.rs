@@ -15,6 +15,7 @@ use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCand
 use crate::cert::{Certificate, parse_hex_colon};
 use crate::channel::Dialect;
 use crate::simulcast::SimulcastForwarder;
+use crate::speech::SilenceFilter;
 
 /// Payload types and header extension ids of Jitsi's offers (protocol §3.2).
 pub const OPUS_PT: u8 = 111;
@@ -33,6 +34,8 @@ pub(crate) struct VideoForward {
     pub forwarder: SimulcastForwarder,
     /// Highest extended sequence number written, to extend the forwarder's u16.
     pub last_seq: Option<u64>,
+    /// The height the receiver asked for (0: none).
+    pub wanted_height: u32,
 }
 
 /// One endpoint of a conference.
@@ -59,6 +62,10 @@ pub(crate) struct Endpoint {
     pub channel: Option<tokio::sync::mpsc::Sender<String>>,
     /// The vocabulary its client speaks (2021 endpoint ids or source names).
     pub dialect: Dialect,
+    /// Drops this endpoint's audio silence before it is forwarded.
+    pub silence: SilenceFilter,
+    /// Sender constraints last told to this endpoint, by its source's first SSRC.
+    pub announced_heights: HashMap<u32, u32>,
 }
 
 impl Endpoint {
@@ -124,6 +131,8 @@ impl Endpoint {
             channel_pwd: random_token(24),
             channel: None,
             dialect: Dialect::Sources,
+            silence: SilenceFilter::default(),
+            announced_heights: HashMap::new(),
         })
     }
 

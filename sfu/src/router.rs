@@ -22,6 +22,7 @@ use crate::demux::Demux;
 use crate::endpoint::{Endpoint, VideoForward, rtx_of};
 use crate::rtp::Header;
 use crate::simulcast::{SimulcastForwarder, Verdict};
+use crate::speech::SpeechActivity;
 
 /// Longest a router sleeps without looking at its endpoints.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
@@ -65,6 +66,8 @@ pub struct Router {
     endpoints: Vec<Option<Endpoint>>,
     by_id: HashMap<(String, String), Key>,
     conferences: HashMap<String, Vec<Key>>,
+    /// Speech activity of each conference's senders.
+    speech: HashMap<String, SpeechActivity<Key>>,
     transmits: VecDeque<Datagram>,
     received: Vec<RtpPacket>,
     dirty: Vec<Key>,
@@ -82,6 +85,7 @@ impl Router {
             endpoints: Vec::new(),
             by_id: HashMap::new(),
             conferences: HashMap::new(),
+            speech: HashMap::new(),
             transmits: VecDeque::new(),
             received: Vec::new(),
             dirty: Vec::new(),
@@ -123,6 +127,8 @@ impl Router {
         self.demux.add_ufrag(&ep.ufrag, key);
         if !self.conferences.contains_key(conference) {
             self.stats.conferences_created += 1;
+            self.speech
+                .insert(conference.to_owned(), SpeechActivity::new());
         }
         self.stats.endpoints_created += 1;
         let members = self.conferences.entry(conference.to_owned()).or_default();
@@ -232,6 +238,9 @@ impl Router {
         };
         self.demux.forget(key);
         self.by_id.remove(&(ep.conference.clone(), ep.id.clone()));
+        if let Some(speech) = self.speech.get_mut(&ep.conference) {
+            speech.remove(key);
+        }
         if let Some(members) = self.conferences.get_mut(&ep.conference) {
             members.retain(|k| *k != key);
             for other in members.iter() {
@@ -243,6 +252,7 @@ impl Router {
             }
             if members.is_empty() {
                 self.conferences.remove(&ep.conference);
+                self.speech.remove(&ep.conference);
             }
         }
     }
@@ -277,6 +287,20 @@ impl Router {
         let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
         ep.channel = Some(tx);
         send(ep, &BridgeMessage::ServerHello);
+        // A newly connected channel learns who speaks, as Videobridge does.
+        let ranking: Vec<String> = self.speech[conference]
+            .ranking()
+            .filter_map(|k| self.endpoints[k].as_ref().map(|e| e.id.clone()))
+            .collect();
+        if let Some((speaker, previous)) = ranking.split_first() {
+            let message = BridgeMessage::DominantSpeaker {
+                speaker: speaker.clone(),
+                previous: previous.to_vec(),
+                silence: false,
+            };
+            let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+            send(ep, &message);
+        }
         Ok(())
     }
 
@@ -377,26 +401,59 @@ impl Router {
         let Some(ep) = self.endpoints[receiver].as_ref() else {
             return;
         };
+        let conference = ep.conference.clone();
+        // (source first SSRC, sender key, sender id, source name, wanted height, layer)
         let mut targets = Vec::new();
-        for other in &self.conferences[&ep.conference] {
-            let Some(sender) = self.endpoints[*other].as_ref() else {
+        for &other in &self.conferences[&conference] {
+            let Some(sender) = self.endpoints[other].as_ref() else {
                 continue;
             };
             for (i, layers) in sender.video_layers.iter().enumerate() {
                 // Sources without signalled names are called `<endpoint>-v<n>`, as Jitsi's focus names them.
-                let key = match c.keyed_by {
-                    Dialect::Endpoints => sender.id.clone(),
-                    Dialect::Sources => format!("{}-v{i}", sender.id),
-                };
-                let wish = c.constraints.get(&key).or(c.default.as_ref());
-                let layer = wish.and_then(|w| layer_for_height(w.max_height, layers.len()));
-                targets.push((layers[0], layer));
+                let name = format!("{}-v{i}", sender.id);
+                let wish = match c.keyed_by {
+                    Dialect::Endpoints => c.constraints.get(&sender.id),
+                    Dialect::Sources => c.constraints.get(&name),
+                }
+                .or(c.default.as_ref());
+                let height = wish.map_or(0, |w| w.max_height);
+                let layer = layer_for_height(height, layers.len());
+                targets.push((layers[0], other, sender.id.clone(), name, height, layer));
             }
         }
         let ep = self.endpoints[receiver].as_mut().expect("checked above");
-        for (source, layer) in targets {
-            if let Some(f) = ep.video_in.get_mut(&source) {
-                f.forwarder.set_target(layer);
+        let (mut endpoints, mut sources) = (Vec::new(), Vec::new());
+        for (source, _, sender_id, name, height, layer) in &targets {
+            if let Some(f) = ep.video_in.get_mut(source) {
+                f.forwarder.set_target(*layer);
+                f.wanted_height = *height;
+                if layer.is_some() {
+                    sources.push(name.clone());
+                    endpoints.push(sender_id.clone());
+                }
+            }
+        }
+        endpoints.dedup();
+        send(ep, &BridgeMessage::Forwarded { endpoints, sources });
+        // Each sender learns the most anyone wants of its source, so it can stop encoding the rest.
+        for (source, sender, _, name, _, _) in targets {
+            let wanted = self.conferences[&conference]
+                .iter()
+                .filter_map(|k| self.endpoints[*k].as_ref())
+                .filter_map(|e| e.video_in.get(&source))
+                .map(|f| f.wanted_height)
+                .max()
+                .unwrap_or(0);
+            if let Some(s) = self.endpoints[sender].as_mut()
+                && s.announced_heights.insert(source, wanted) != Some(wanted)
+            {
+                send(
+                    s,
+                    &BridgeMessage::SenderConstraint {
+                        source: name,
+                        max_height: wanted,
+                    },
+                );
             }
         }
     }
@@ -453,7 +510,32 @@ impl Router {
         for (conference, source, layer) in keyframes {
             self.request_keyframe(&conference, source, layer);
         }
+        self.announce_speakers(now);
         self.flush(now);
+    }
+
+    /// Tells every endpoint of a conference when its dominant speaker changes.
+    fn announce_speakers(&mut self, now: Instant) {
+        for (conference, speech) in &mut self.speech {
+            speech.handle_timeout(now);
+            let Some(change) = speech.poll_change() else {
+                continue;
+            };
+            let id = |k: Key| self.endpoints[k].as_ref().map(|e| e.id.clone());
+            let Some(speaker) = id(change.speaker) else {
+                continue;
+            };
+            let message = BridgeMessage::DominantSpeaker {
+                speaker,
+                previous: change.previous.iter().filter_map(|k| id(*k)).collect(),
+                silence: false,
+            };
+            for k in self.conferences.get(conference).into_iter().flatten() {
+                if let Some(ep) = self.endpoints[*k].as_mut() {
+                    send(ep, &message);
+                }
+            }
+        }
     }
 
     /// The next time [`handle_timeout`](Self::handle_timeout) has work.
@@ -531,7 +613,7 @@ impl Router {
 
     /// Sends one received packet to every other endpoint of its conference.
     fn forward(&mut self, now: Instant, from: Key, p: &RtpPacket) {
-        let Some(sender) = self.endpoints[from].as_ref() else {
+        let Some(sender) = self.endpoints[from].as_mut() else {
             return;
         };
         let ssrc = *p.header.ssrc;
@@ -540,11 +622,25 @@ impl Router {
         if !is_audio && video.is_none() {
             return;
         }
-        let members = match self.conferences.get(&sender.conference) {
-            Some(m) => m.clone(),
-            None => return,
-        };
-        for to in members {
+        if is_audio {
+            // RFC 6464 levels are -dBov; str0m hands them over negated.
+            let level = p
+                .header
+                .ext_vals
+                .audio_level
+                .map(|l| l.unsigned_abs().min(127));
+            if let (Some(level), Some(speech)) = (level, self.speech.get_mut(&sender.conference)) {
+                speech.handle_level(now, from, level);
+            }
+            // Silence costs a protect per receiver and says nothing: drop it early.
+            if !sender.silence.forward(level) {
+                return;
+            }
+        }
+        // Borrowed out of the map for the loop, so forwarding allocates no list.
+        let conference = std::mem::take(&mut sender.conference);
+        let members = self.conferences.remove(&conference).unwrap_or_default();
+        for &to in &members {
             if to == from {
                 continue;
             }
@@ -562,6 +658,10 @@ impl Router {
                 self.stats.packets_forwarded += 1;
                 self.dirty.push(to);
             }
+        }
+        self.conferences.insert(conference.clone(), members);
+        if let Some(sender) = self.endpoints[from].as_mut() {
+            sender.conference = conference;
         }
     }
 
@@ -631,6 +731,7 @@ fn subscribe(receiver: &mut Endpoint, audio: &[u32], video: &[Vec<u32>], rtx: &[
             VideoForward {
                 forwarder,
                 last_seq: None,
+                wanted_height: 0,
             }
         });
     }

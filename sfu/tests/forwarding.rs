@@ -363,6 +363,17 @@ fn a_receivers_nack_is_answered_with_a_retransmission() {
     );
 }
 
+/// The bridge's HTTP face on a loopback port; returns the channel URL base.
+fn serve_channels(rt: &tokio::runtime::Runtime, bridge: &std::sync::Arc<Bridge>) -> String {
+    let app = sfu::http::router(bridge.clone());
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("ws://{addr}/colibri-ws/oxbridge/")
+    })
+}
+
 #[test]
 fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
     use futures_util::{SinkExt, StreamExt};
@@ -370,13 +381,7 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
 
     let bridge = std::sync::Arc::new(bridge());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let base = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = sfu::http::router(bridge.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("ws://{addr}/colibri-ws/oxbridge/")
-    });
+    let base = serve_channels(&rt, &bridge);
     let layers = [5001u32, 5002, 5003];
     let sender = join(&bridge, "room", "sender", 6001, &layers);
     let (viewer, local) = join_with(&bridge, "room", "viewer", 7001, &[]);
@@ -392,7 +397,23 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
         .0;
     let hello = rt.block_on(ws.next()).unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("ServerHello"));
-    let mut say = |text: &str| rt.block_on(ws.send(Message::text(text))).unwrap();
+    let mut say = |text: &str, answer: &str| {
+        rt.block_on(async {
+            ws.send(Message::text(text)).await.unwrap();
+            // The receiver is told what it is now sent, in its own dialect.
+            loop {
+                let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("no {answer} within 5 s"))
+                    .unwrap()
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+                if v["colibriClass"] == answer {
+                    return v;
+                }
+            }
+        })
+    };
     let newest_layer = |p: &Participant| p.got[&layers[0]].last().map(|g| g.payload[7]);
 
     let mut camera = Camera::new(&layers);
@@ -400,19 +421,26 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
     assert_eq!(newest_layer(&ps[1]), Some(0), "thumbnail by default");
 
     // The current client: source names, on stage at 720p.
-    say(
+    let forwarded = say(
         r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"onStageSources":["sender-v0"],
         "defaultConstraints":{"maxHeight":180},"constraints":{"sender-v0":{"maxHeight":720}}}"#,
+        "ForwardedSources",
+    );
+    assert_eq!(
+        forwarded["forwardedSources"],
+        serde_json::json!(["sender-v0"])
     );
     camera.send(&mut ps, 30);
     assert_eq!(newest_layer(&ps[1]), Some(2), "720p wanted: the top layer");
 
     // The December 2021 client: keyed by endpoint, 360p.
-    say(
+    let forwarded = say(
         r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"selectedEndpoints":[],
         "onStageEndpoints":["sender"],"defaultConstraints":{"maxHeight":180},
         "constraints":{"sender":{"maxHeight":360}}}"#,
+        "LastNEndpointsChangeEvent",
     );
+    assert_eq!(forwarded["lastNEndpoints"], serde_json::json!(["sender"]));
     camera.send(&mut ps, 30);
     assert_eq!(
         newest_layer(&ps[1]),
@@ -421,7 +449,11 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
     );
 
     // No video wanted at all.
-    say(r#"{"colibriClass":"ReceiverVideoConstraints","defaultConstraints":{"maxHeight":0}}"#);
+    let forwarded = say(
+        r#"{"colibriClass":"ReceiverVideoConstraints","defaultConstraints":{"maxHeight":0}}"#,
+        "ForwardedSources",
+    );
+    assert_eq!(forwarded["forwardedSources"], serde_json::json!([]));
     camera.send(&mut ps, 5);
     let count = ps[1].got[&layers[0]].len();
     camera.send(&mut ps, 20);
@@ -429,5 +461,80 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
         ps[1].got[&layers[0]].len(),
         count,
         "maxHeight 0 stops the video"
+    );
+}
+
+#[test]
+fn the_dominant_speaker_is_announced_and_silence_is_not_forwarded() {
+    use futures_util::StreamExt;
+
+    let bridge = std::sync::Arc::new(bridge());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = serve_channels(&rt, &bridge);
+    let alice = join(&bridge, "room", "alice", 1111, &[]);
+    let (bob, local) = join_with(&bridge, "room", "bob", 2222, &[]);
+    let carol = join(&bridge, "room", "carol", 3333, &[]);
+    let mut ps = vec![alice, bob, carol];
+    ps[1].expect(1111, MediaKind::Audio);
+    ps[1].expect(3333, MediaKind::Audio);
+    connect_all(&mut ps);
+    let mut ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!(
+            "{base}{}",
+            local.channel_path
+        )))
+        .unwrap()
+        .0;
+    // Talks (loud, -20 dBov) and silence (-127) until bob's channel names `speaker`.
+    let mut frame = 0u32;
+    let mut until_dominant =
+        |ps: &mut Vec<Participant>, talker: usize, silent: usize, speaker: &str| {
+            let deadline = Instant::now() + Duration::from_secs(8);
+            loop {
+                assert!(
+                    Instant::now() < deadline,
+                    "{speaker} never became the dominant speaker"
+                );
+                let ssrc = |i: usize| [1111u32, 2222, 3333][i];
+                ps[talker].send_audio(
+                    ssrc(talker),
+                    frame * 960,
+                    -20,
+                    format!("talk:{frame}").into_bytes(),
+                );
+                ps[silent].send_audio(
+                    ssrc(silent),
+                    frame * 960,
+                    -127,
+                    format!("hush:{frame}").into_bytes(),
+                );
+                frame += 1;
+                poll_all(ps, 5);
+                while let Ok(Some(Ok(m))) = rt.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(1), ws.next()).await
+                }) {
+                    let v: serde_json::Value = match m.to_text().map(serde_json::from_str) {
+                        Ok(Ok(v)) => v,
+                        _ => continue,
+                    };
+                    if v["colibriClass"] == "DominantSpeakerEndpointChangeEvent"
+                        && v["dominantSpeakerEndpoint"] == speaker
+                    {
+                        return v;
+                    }
+                }
+            }
+        };
+    until_dominant(&mut ps, 0, 2, "alice");
+    let hushed = ps[1].payloads_from(3333).len();
+    assert!(hushed <= 3, "carol's silence reached bob: {hushed} packets");
+    let event = until_dominant(&mut ps, 2, 0, "carol");
+    assert_eq!(event["previousSpeakers"], serde_json::json!(["alice"]));
+    assert!(
+        ps[1]
+            .payloads_from(3333)
+            .iter()
+            .any(|p| p.starts_with(b"talk:")),
+        "carol's speech arrives"
     );
 }
