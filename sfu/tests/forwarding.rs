@@ -383,7 +383,7 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let base = serve_channels(&rt, &bridge);
     let layers = [5001u32, 5002, 5003];
-    let sender = join(&bridge, "room", "sender", 6001, &layers);
+    let (sender, sender_local) = join_with(&bridge, "room", "sender", 6001, &layers);
     let (viewer, local) = join_with(&bridge, "room", "viewer", 7001, &[]);
     let mut ps = vec![sender, viewer];
     ps[1].expect(layers[0], MediaKind::Video);
@@ -397,6 +397,29 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
         .0;
     let hello = rt.block_on(ws.next()).unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("ServerHello"));
+    let mut sender_ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!(
+            "{base}{}",
+            sender_local.channel_path
+        )))
+        .unwrap()
+        .0;
+    // What the sender is told it needs to encode, after each receiver wish.
+    let mut sender_told = || {
+        rt.block_on(async {
+            loop {
+                let m = tokio::time::timeout(Duration::from_secs(5), sender_ws.next())
+                    .await
+                    .expect("a sender constraint within 5 s")
+                    .unwrap()
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+                if v["colibriClass"] == "SenderSourceConstraints" {
+                    return v;
+                }
+            }
+        })
+    };
     let mut say = |text: &str, answer: &str| {
         rt.block_on(async {
             ws.send(Message::text(text)).await.unwrap();
@@ -430,6 +453,11 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
         forwarded["forwardedSources"],
         serde_json::json!(["sender-v0"])
     );
+    let told = sender_told();
+    assert_eq!(
+        (told["sourceName"].clone(), told["maxHeight"].clone()),
+        (serde_json::json!("sender-v0"), serde_json::json!(720))
+    );
     camera.send(&mut ps, 30);
     assert_eq!(newest_layer(&ps[1]), Some(2), "720p wanted: the top layer");
 
@@ -441,6 +469,7 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
         "LastNEndpointsChangeEvent",
     );
     assert_eq!(forwarded["lastNEndpoints"], serde_json::json!(["sender"]));
+    assert_eq!(sender_told()["maxHeight"], serde_json::json!(360));
     camera.send(&mut ps, 30);
     assert_eq!(
         newest_layer(&ps[1]),
@@ -454,6 +483,11 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
         "ForwardedSources",
     );
     assert_eq!(forwarded["forwardedSources"], serde_json::json!([]));
+    assert_eq!(
+        sender_told()["maxHeight"],
+        serde_json::json!(0),
+        "nobody wants it: the sender may stop"
+    );
     camera.send(&mut ps, 5);
     let count = ps[1].got[&layers[0]].len();
     camera.send(&mut ps, 20);
