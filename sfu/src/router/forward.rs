@@ -1,0 +1,129 @@
+//! Writing one received packet to a receiver's stream: audio as it came,
+//! video through the receiver's simulcast forwarder.
+
+use super::*;
+
+/// Declares, on `receiver`, the streams of another endpoint's sources.
+pub(super) fn subscribe(
+    receiver: &mut Endpoint,
+    audio: &[u32],
+    video: &[Vec<u32>],
+    rtx: &[(u32, u32)],
+) {
+    for s in audio {
+        receiver.send_stream(*s, None, MediaKind::Audio);
+    }
+    for layers in video {
+        // Receivers know a source by its first SSRC and that SSRC's RTX pair.
+        receiver.send_stream(layers[0], rtx_of(rtx, layers[0]), MediaKind::Video);
+        receiver.video_in.entry(layers[0]).or_insert_with(|| {
+            let mut forwarder = SimulcastForwarder::new(layers[0]);
+            // Until the receiver says what it wants, it gets the lowest layer.
+            forwarder.set_target(Some(0));
+            VideoForward {
+                forwarder,
+                last_seq: None,
+                wanted_height: 0,
+            }
+        });
+    }
+}
+
+pub(super) fn write_audio(receiver: &mut Endpoint, p: &RtpPacket) -> bool {
+    let mut api = receiver.api();
+    let Some(tx) = api.stream_tx(&p.header.ssrc) else {
+        return false;
+    };
+    let ext = ExtensionValues {
+        audio_level: p.header.ext_vals.audio_level,
+        voice_activity: p.header.ext_vals.voice_activity,
+        ..Default::default()
+    };
+    tx.write_rtp(
+        RtpWrite::new(
+            p.header.payload_type,
+            p.seq_no,
+            p.header.timestamp,
+            p.timestamp,
+            p.payload.clone(),
+        )
+        .marker(p.header.marker)
+        .ext_vals(ext),
+    );
+    true
+}
+
+pub(super) fn write_video(
+    now: Instant,
+    receiver: &mut Endpoint,
+    source: u32,
+    layer: u8,
+    p: &RtpPacket,
+) -> bool {
+    let Some(fwd) = receiver.video_in.get_mut(&source) else {
+        return false;
+    };
+    let header = Header {
+        ssrc: *p.header.ssrc,
+        seq: p.header.sequence_number,
+        timestamp: p.header.timestamp,
+        marker: p.header.marker,
+    };
+    // Each receiver's descriptor is numbered its own way, so it gets its own copy.
+    let mut payload = p.payload.to_vec();
+    let Verdict::Forward(out) = fwd
+        .forwarder
+        .handle_packet(now, layer, &header, &mut payload)
+    else {
+        return false;
+    };
+    let seq = extend_seq(fwd.last_seq, out.seq);
+    if fwd.last_seq.is_none_or(|l| seq > l) {
+        fwd.last_seq = Some(seq);
+    }
+    let mut api = receiver.api();
+    let Some(tx) = api.stream_tx(&Ssrc::from(out.ssrc)) else {
+        return false;
+    };
+    tx.write_rtp(
+        RtpWrite::new(
+            p.header.payload_type,
+            SeqNo::from(seq),
+            out.timestamp,
+            p.timestamp,
+            payload,
+        )
+        .marker(p.header.marker)
+        .nackable(true),
+    );
+    true
+}
+
+/// The 64-bit sequence number closest to `last` whose low 16 bits are `seq`.
+fn extend_seq(last: Option<u64>, seq: u16) -> u64 {
+    let Some(last) = last else {
+        return u64::from(seq);
+    };
+    let base = last & !0xFFFF;
+    let candidates = [base.wrapping_sub(0x1_0000), base, base + 0x1_0000];
+    candidates
+        .into_iter()
+        .map(|b| b | u64::from(seq))
+        .filter(|c| *c < (1 << 48))
+        .min_by_key(|c| c.abs_diff(last))
+        .unwrap_or(u64::from(seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_extend_across_wraps() {
+        assert_eq!(extend_seq(None, 5), 5);
+        assert_eq!(extend_seq(Some(65535), 0), 65536);
+        assert_eq!(extend_seq(Some(65536), 65535), 65535);
+        assert_eq!(extend_seq(Some(0x2_0005), 3), 0x2_0003);
+        assert_eq!(extend_seq(Some(0x2_FFF0), 0x10), 0x3_0010);
+    }
+}
