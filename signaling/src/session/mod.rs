@@ -45,6 +45,15 @@ pub enum TransportKind {
     Bosh,
 }
 
+/// Why a parked session could not be resumed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResumeError {
+    #[error("the session had no stream management to resume")]
+    NotResumable,
+    #[error("the client acknowledged stanzas it was never sent")]
+    BadAck,
+}
+
 /// Facts the session needs from the server, shared by all sessions.
 pub struct SessionEnv {
     pub domain: String,
@@ -384,7 +393,7 @@ impl Session {
                 additional,
             } => {
                 self.user = Some(Jid::new(Some(&node), &self.host, None));
-                self.claims = claims;
+                self.claims = claims.map(|c| *c);
                 let mut ok = Element::new("success", ns::SASL);
                 if let Some(a) = additional {
                     ok.push_text(base64::engine::general_purpose::STANDARD.encode(a));
@@ -618,12 +627,12 @@ impl Session {
     /// Continues this (detached) session on a new transport whose client
     /// reports having received `h` stanzas: `<resumed/>`, then everything
     /// unacknowledged, again.
-    pub fn resume(&mut self, kind: TransportKind, h: u32) -> Result<(), ()> {
+    pub fn resume(&mut self, kind: TransportKind, h: u32) -> Result<(), ResumeError> {
         let Some(sm) = &mut self.sm else {
-            return Err(());
+            return Err(ResumeError::NotResumable);
         };
         if sm.acked(h).is_err() {
-            return Err(());
+            return Err(ResumeError::BadAck);
         }
         let resumed = Element::new("resumed", ns::SM)
             .with_attr("previd", sm.id.clone())

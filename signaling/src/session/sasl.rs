@@ -37,7 +37,8 @@ pub enum Step {
     Continue(SaslState, Vec<u8>),
     Success {
         node: String,
-        claims: Option<TokenClaims>,
+        // Boxed: claims are large and most logins carry none.
+        claims: Option<Box<TokenClaims>>,
         additional: Option<Vec<u8>>,
     },
     Failure {
@@ -159,7 +160,7 @@ fn anonymous(env: &SessionEnv, params: &ConnectParams) -> Step {
         Some(token) => match jwt.verify(token) {
             Ok(claims) => Step::Success {
                 node,
-                claims: Some(claims),
+                claims: Some(Box::new(claims)),
                 additional: None,
             },
             Err(e) => {
