@@ -17,6 +17,9 @@ use crate::xml::{Limits, StreamEvent, StreamParser, escape};
 
 /// A stream header must arrive this soon after connecting.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long, and how much, a closed stream's leftover input is drained.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 << 20;
 
 enum Conn {
     Plain(TcpStream),
@@ -54,6 +57,22 @@ impl TcpLink {
             Conn::Tls(s) => s.read(&mut self.buf).await,
             Conn::Gone => Ok(0),
         }
+    }
+
+    /// After our closing stream error, reads and discards what the peer still
+    /// sends for a moment: closing a socket with unread input makes the kernel
+    /// answer with a reset, which can destroy the stream error on its way.
+    async fn linger(&mut self) {
+        let mut budget = LINGER_BYTES;
+        let drain = async {
+            while budget > 0 {
+                match self.read().await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => budget = budget.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
     }
 
     async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
@@ -152,6 +171,7 @@ impl Link for TcpLink {
             } else if let Conn::Tls(s) = &mut self.conn {
                 let _ = s.shutdown().await;
             }
+            self.linger().await;
         }
         Ok(())
     }
