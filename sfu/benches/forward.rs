@@ -338,22 +338,19 @@ fn floor(rounds: usize, payload: usize) -> (f64, f64) {
     )
 }
 
-/// One direction of datagrams; true when something moved.
-fn exchange(from: &mut Rtc, to: &mut Rtc, src: SocketAddr, dst: SocketAddr, t: Instant) -> bool {
+/// One direction of datagrams.
+fn exchange(from: &mut Rtc, to: &mut Rtc, src: SocketAddr, dst: SocketAddr, t: Instant) {
     let _ = from.handle_input(Input::Timeout(t));
-    let mut moved = false;
     while let Ok(out) = from.poll_output() {
         match out {
             Output::Transmit(x) => {
                 let r = Receive::new(Protocol::Udp, src, dst, &x.contents).unwrap();
                 let _ = to.handle_input(Input::Receive(t, r));
-                moved = true;
             }
             Output::Timeout(_) => break,
             _ => {}
         }
     }
-    moved
 }
 
 /// Median of `runs` measurements: this machine's neighbours make single runs noisy.

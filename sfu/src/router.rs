@@ -413,9 +413,14 @@ impl Router {
                 return;
             }
         }
-        // Borrowed out of the map for the loop, so forwarding allocates no list.
+        // Member list and conference name are taken out for the loop and put
+        // back after it (moves, not copies), so a packet allocates nothing here.
         let conference = std::mem::take(&mut sender.conference);
-        let members = self.conferences.remove(&conference).unwrap_or_default();
+        let members = self
+            .conferences
+            .get_mut(&conference)
+            .map(std::mem::take)
+            .unwrap_or_default();
         for &to in &members {
             if to == from {
                 continue;
@@ -435,7 +440,9 @@ impl Router {
                 self.dirty.push(to);
             }
         }
-        self.conferences.insert(conference.clone(), members);
+        if let Some(slot) = self.conferences.get_mut(&conference) {
+            *slot = members;
+        }
         if let Some(sender) = self.endpoints[from].as_mut() {
             sender.conference = conference;
         }
