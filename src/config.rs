@@ -43,6 +43,8 @@ pub struct SfuConfig {
     pub advertise: Option<IpAddr>,
     /// This bridge's id in bridge-channel URLs.
     pub id: String,
+    /// Media worker threads (a conference lives on one); 0 is one per core.
+    pub workers: usize,
 }
 
 impl Default for SfuConfig {
@@ -52,6 +54,7 @@ impl Default for SfuConfig {
             listen: bridge.bind,
             advertise: bridge.advertise,
             id: bridge.id,
+            workers: bridge.workers,
         }
     }
 }
@@ -62,6 +65,7 @@ impl SfuConfig {
             bind: self.listen,
             advertise: self.advertise,
             id: self.id.clone(),
+            workers: self.workers,
         }
     }
 }

@@ -1,5 +1,9 @@
-//! The media worker: one thread owning the UDP port and the [`Router`] with
-//! every conference on it, and the handle the focus uses to drive it.
+//! The bridge: the shared media port, the media workers behind it, and the
+//! handle the focus drives them through.
+//!
+//! One port thread receives every datagram ([`port`]); each conference lives
+//! on one worker thread ([`worker`]) that owns its endpoints and sends its own
+//! packets. New conferences go to the worker with the fewest endpoints.
 //!
 //! ```no_run
 //! use sfu::bridge::{Bridge, BridgeConfig};
@@ -8,22 +12,25 @@
 //! println!("ICE ufrag {} on {}", offer_side.ufrag, offer_side.candidates[0].address);
 //! ```
 
+mod port;
+mod send;
+mod worker;
+
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::router::{Router, RouterStats};
+use port::{INBOUND_CAP, Lane, Pool, Port, PortCounters};
+pub use worker::ChannelTx;
+use worker::{Command, Worker};
 
-/// How long a command may wait for the worker while the port is quiet.
-const COMMAND_LATENCY: Duration = Duration::from_millis(5);
-/// Largest datagram read.
-const MAX_DATAGRAM: usize = 2048;
-
-/// Where the media port listens and what address it advertises.
+/// Where the media port listens, what address it advertises, how many workers.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
     /// Socket address of the media port (default 127.0.0.1:10000).
@@ -32,6 +39,8 @@ pub struct BridgeConfig {
     pub advertise: Option<IpAddr>,
     /// This bridge's id in bridge-channel URLs (`/colibri-ws/<id>/…`).
     pub id: String,
+    /// Media worker threads; 0 means one per core.
+    pub workers: usize,
 }
 
 impl Default for BridgeConfig {
@@ -40,45 +49,43 @@ impl Default for BridgeConfig {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 10000),
             advertise: None,
             id: "oxbridge".into(),
+            workers: 0,
         }
     }
 }
 
-type Reply<T> = mpsc::SyncSender<Result<T, ApiError>>;
-
-enum Command {
-    Create(String, String, Reply<LocalTransport>),
-    Update(
-        String,
-        String,
-        Option<RemoteTransport>,
-        Option<Sources>,
-        Reply<()>,
-    ),
-    Target(String, String, u32, Option<u8>, Reply<()>),
-    Expire(String, String, Reply<()>),
-    ExpireConference(String, Reply<()>),
-    Stats(mpsc::SyncSender<RouterStats>),
-    ChannelCheck(String, String, String, Reply<()>),
-    ChannelOpen(String, String, String, ChannelTx, Reply<()>),
-    ChannelMessage(String, String, String),
-    ChannelClosed(String, String, ChannelTx),
-    Stop,
+/// Counters of the whole bridge, and each worker's share of the endpoints.
+#[derive(Debug, Default, Clone)]
+pub struct BridgeStats {
+    /// Sums over the workers; `datagrams_in` and `unroutable` as the port saw them.
+    pub totals: RouterStats,
+    /// Datagrams dropped because a worker's queue was full.
+    pub overload_drops: u64,
+    /// Endpoints on each worker.
+    pub worker_endpoints: Vec<usize>,
 }
 
-/// Where the worker puts an endpoint's outgoing bridge-channel messages.
-pub type ChannelTx = tokio::sync::mpsc::Sender<String>;
+/// Which worker hosts each conference.
+#[derive(Default)]
+struct Placement {
+    conferences: HashMap<String, usize>,
+    endpoints: Vec<usize>,
+}
 
-/// A running media worker.
+/// A running bridge.
 pub struct Bridge {
-    commands: mpsc::Sender<Command>,
-    addr: SocketAddr,
     id: String,
-    thread: Option<JoinHandle<()>>,
+    addr: SocketAddr,
+    workers: Vec<Worker>,
+    placement: Mutex<Placement>,
+    counters: Arc<port::PortCounters>,
+    stop: Arc<AtomicBool>,
+    wake: Option<(UdpSocket, SocketAddr)>,
+    port: Option<JoinHandle<()>>,
 }
 
 impl Bridge {
-    /// Binds the media port and starts the worker thread.
+    /// Binds the media port and starts the port thread and the workers.
     pub fn start(config: BridgeConfig) -> io::Result<Bridge> {
         let cert = Certificate::generate().map_err(io::Error::other)?;
         let socket = UdpSocket::bind(config.bind)?;
@@ -90,15 +97,64 @@ impl Bridge {
                 "an unspecified bind address needs an address to advertise",
             ));
         }
-        let (commands, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("sfu-media".into())
-            .spawn(move || run(socket, Router::new(cert, addr), rx))?;
+        let count = match config.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = Arc::new(Pool::new());
+        let (routes_tx, routes) = mpsc::channel();
+        let mut workers = Vec::with_capacity(count);
+        let mut lanes = Vec::with_capacity(count);
+        for index in 0..count {
+            let inbound = Arc::new(port::Inbound::new(INBOUND_CAP));
+            let worker = Worker::spawn(
+                index,
+                socket.try_clone()?,
+                Router::new(cert.clone(), addr),
+                inbound.clone(),
+                pool.clone(),
+                routes_tx.clone(),
+            )?;
+            lanes.push(Lane {
+                inbound,
+                thread: worker.thread(),
+            });
+            workers.push(worker);
+        }
+        let counters = Arc::new(PortCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Shutdown wakes the port with an empty datagram instead of waiting out its poll.
+        let loopback = if bound.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound.port())
+        } else {
+            bound
+        };
+        let wake = UdpSocket::bind(SocketAddr::new(loopback.ip(), 0))
+            .ok()
+            .map(|s| (s, loopback));
+        let port = Port {
+            socket,
+            lanes,
+            routes,
+            pool,
+            counters: counters.clone(),
+            stop: stop.clone(),
+        };
+        let port = std::thread::Builder::new()
+            .name("sfu-port".into())
+            .spawn(move || port.run())?;
         Ok(Bridge {
-            commands,
-            addr,
             id: config.id,
-            thread: Some(thread),
+            addr,
+            placement: Mutex::new(Placement {
+                conferences: HashMap::new(),
+                endpoints: vec![0; workers.len()],
+            }),
+            workers,
+            counters,
+            stop,
+            wake,
+            port: Some(port),
         })
     }
 
@@ -107,66 +163,47 @@ impl Bridge {
         &self.id
     }
 
-    /// Whether `pwd` opens the bridge channel of this endpoint.
-    pub fn channel_check(
-        &self,
-        conference: &str,
-        endpoint: &str,
-        pwd: &str,
-    ) -> Result<(), ApiError> {
-        self.call(|r| Command::ChannelCheck(conference.into(), endpoint.into(), pwd.into(), r))
-    }
-
-    /// Attaches an endpoint's bridge channel; messages for it arrive on `tx`.
-    pub fn channel_open(
-        &self,
-        conference: &str,
-        endpoint: &str,
-        pwd: &str,
-        tx: ChannelTx,
-    ) -> Result<(), ApiError> {
-        self.call(|r| Command::ChannelOpen(conference.into(), endpoint.into(), pwd.into(), tx, r))
-    }
-
-    /// A message the endpoint sent on its channel (does not wait).
-    pub fn channel_message(&self, conference: &str, endpoint: &str, text: String) {
-        let _ = self.commands.send(Command::ChannelMessage(
-            conference.into(),
-            endpoint.into(),
-            text,
-        ));
-    }
-
-    /// The endpoint's channel `tx` went away (does not wait).
-    pub fn channel_closed(&self, conference: &str, endpoint: &str, tx: ChannelTx) {
-        let _ = self.commands.send(Command::ChannelClosed(
-            conference.into(),
-            endpoint.into(),
-            tx,
-        ));
-    }
-
     /// The advertised media address.
     pub fn media_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.commands
-            .send(make(tx))
-            .map_err(|_| ApiError::Shutdown)?;
-        rx.recv().map_err(|_| ApiError::Shutdown)?
+    fn placement(&self) -> MutexGuard<'_, Placement> {
+        self.placement.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The worker hosting `conference`.
+    fn worker(&self, conference: &str) -> Result<&Worker, ApiError> {
+        let index = self
+            .placement()
+            .conferences
+            .get(conference)
+            .copied()
+            .ok_or_else(|| ApiError::ConferenceNotFound(conference.to_owned()))?;
+        Ok(&self.workers[index])
+    }
+
+    /// Colibri2 endpoint create; the conference is created with its first endpoint.
     pub fn create_endpoint(
         &self,
         conference: &str,
         endpoint: &str,
     ) -> Result<LocalTransport, ApiError> {
-        self.call(|r| Command::Create(conference.into(), endpoint.into(), r))
+        let mut placement = self.placement();
+        let index = match placement.conferences.get(conference) {
+            Some(i) => *i,
+            None => (0..self.workers.len())
+                .min_by_key(|i| placement.endpoints[*i])
+                .unwrap_or(0),
+        };
+        let local =
+            self.workers[index].call(|r| Command::Create(conference.into(), endpoint.into(), r))?;
+        placement.conferences.insert(conference.to_owned(), index);
+        placement.endpoints[index] += 1;
+        Ok(local)
     }
 
+    /// Colibri2 endpoint update: the client's transport and/or its complete sources.
     pub fn update_endpoint(
         &self,
         conference: &str,
@@ -174,7 +211,8 @@ impl Bridge {
         remote: Option<RemoteTransport>,
         sources: Option<Sources>,
     ) -> Result<(), ApiError> {
-        self.call(|r| Command::Update(conference.into(), endpoint.into(), remote, sources, r))
+        self.worker(conference)?
+            .call(|r| Command::Update(conference.into(), endpoint.into(), remote, sources, r))
     }
 
     /// Which layer of `source` (its first SSRC) `receiver` is sent; `None` for none.
@@ -185,91 +223,109 @@ impl Bridge {
         source: u32,
         layer: Option<u8>,
     ) -> Result<(), ApiError> {
-        self.call(|r| Command::Target(conference.into(), receiver.into(), source, layer, r))
+        self.worker(conference)?
+            .call(|r| Command::Target(conference.into(), receiver.into(), source, layer, r))
     }
 
+    /// Colibri2 endpoint expire; the conference goes with its last endpoint.
     pub fn expire_endpoint(&self, conference: &str, endpoint: &str) -> Result<(), ApiError> {
-        self.call(|r| Command::Expire(conference.into(), endpoint.into(), r))
+        let mut placement = self.placement();
+        let index = *placement
+            .conferences
+            .get(conference)
+            .ok_or_else(|| ApiError::ConferenceNotFound(conference.to_owned()))?;
+        let alive =
+            self.workers[index].call(|r| Command::Expire(conference.into(), endpoint.into(), r))?;
+        placement.endpoints[index] = placement.endpoints[index].saturating_sub(1);
+        if !alive {
+            placement.conferences.remove(conference);
+        }
+        Ok(())
     }
 
+    /// Colibri2 conference expire: every endpoint in it goes.
     pub fn expire_conference(&self, conference: &str) -> Result<(), ApiError> {
-        self.call(|r| Command::ExpireConference(conference.into(), r))
+        let mut placement = self.placement();
+        let index = placement
+            .conferences
+            .remove(conference)
+            .ok_or_else(|| ApiError::ConferenceNotFound(conference.to_owned()))?;
+        let removed =
+            self.workers[index].call(|r| Command::ExpireConference(conference.into(), r))?;
+        placement.endpoints[index] = placement.endpoints[index].saturating_sub(removed);
+        Ok(())
     }
 
-    pub fn stats(&self) -> Option<RouterStats> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.commands.send(Command::Stats(tx)).ok()?;
-        rx.recv().ok()
+    /// Whether `pwd` opens the bridge channel of this endpoint.
+    pub fn channel_check(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        pwd: &str,
+    ) -> Result<(), ApiError> {
+        self.worker(conference)?
+            .call(|r| Command::ChannelCheck(conference.into(), endpoint.into(), pwd.into(), r))
+    }
+
+    /// Attaches an endpoint's bridge channel; messages for it arrive on `tx`.
+    pub fn channel_open(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        pwd: &str,
+        tx: ChannelTx,
+    ) -> Result<(), ApiError> {
+        self.worker(conference)?
+            .call(|r| Command::ChannelOpen(conference.into(), endpoint.into(), pwd.into(), tx, r))
+    }
+
+    /// A message the endpoint sent on its channel (does not wait).
+    pub fn channel_message(&self, conference: &str, endpoint: &str, text: String) {
+        if let Ok(w) = self.worker(conference) {
+            let _ = w.send(Command::ChannelMessage(
+                conference.into(),
+                endpoint.into(),
+                text,
+            ));
+        }
+    }
+
+    /// The endpoint's channel `tx` went away (does not wait).
+    pub fn channel_closed(&self, conference: &str, endpoint: &str, tx: ChannelTx) {
+        if let Ok(w) = self.worker(conference) {
+            let _ = w.send(Command::ChannelClosed(
+                conference.into(),
+                endpoint.into(),
+                tx,
+            ));
+        }
+    }
+
+    /// Counters summed over the workers, with the port's own.
+    pub fn stats(&self) -> Option<BridgeStats> {
+        let mut out = BridgeStats::default();
+        for w in &self.workers {
+            let s = w.stats()?;
+            out.worker_endpoints.push(s.endpoints);
+            out.totals.add(&s);
+        }
+        let c = &self.counters;
+        out.totals.datagrams_in = c.datagrams_in.load(Ordering::Relaxed);
+        out.totals.unroutable += c.unroutable.load(Ordering::Relaxed);
+        out.overload_drops = c.overload_drops.load(Ordering::Relaxed);
+        Some(out)
     }
 }
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::Stop);
-        if let Some(t) = self.thread.take() {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some((s, to)) = &self.wake {
+            let _ = s.send_to(&[], to);
+        }
+        if let Some(t) = self.port.take() {
             let _ = t.join();
         }
-    }
-}
-
-fn run(socket: UdpSocket, mut router: Router, commands: mpsc::Receiver<Command>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let now = Instant::now();
-        let wait = router
-            .poll_timeout(now)
-            .saturating_duration_since(now)
-            .clamp(Duration::from_micros(100), COMMAND_LATENCY);
-        let _ = socket.set_read_timeout(Some(wait));
-        match socket.recv_from(&mut buf) {
-            Ok((n, source)) if n > 0 => router.handle_datagram(Instant::now(), source, &buf[..n]),
-            _ => {}
-        }
-        let now = Instant::now();
-        loop {
-            match commands.try_recv() {
-                Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
-                Ok(c) => execute(&mut router, now, c),
-                Err(mpsc::TryRecvError::Empty) => break,
-            }
-        }
-        router.handle_timeout(now);
-        while let Some(d) = router.poll_transmit() {
-            let _ = socket.send_to(&d.contents, d.destination);
-        }
-    }
-}
-
-fn execute(router: &mut Router, now: Instant, command: Command) {
-    match command {
-        Command::Create(c, e, r) => {
-            let _ = r.send(router.create_endpoint(now, &c, &e));
-        }
-        Command::Update(c, e, remote, sources, r) => {
-            let _ = r.send(router.update_endpoint(now, &c, &e, remote.as_ref(), sources.as_ref()));
-        }
-        Command::Target(c, e, s, l, r) => {
-            let _ = r.send(router.set_video_target(&c, &e, s, l));
-        }
-        Command::Expire(c, e, r) => {
-            let _ = r.send(router.expire_endpoint(&c, &e));
-        }
-        Command::ExpireConference(c, r) => {
-            let _ = r.send(router.expire_conference(&c));
-        }
-        Command::Stats(r) => {
-            let _ = r.send(router.stats());
-        }
-        Command::ChannelCheck(c, e, p, r) => {
-            let _ = r.send(router.channel_check(&c, &e, &p));
-        }
-        Command::ChannelOpen(c, e, p, tx, r) => {
-            let _ = r.send(router.channel_open(&c, &e, &p, tx));
-        }
-        Command::ChannelMessage(c, e, text) => {
-            let _ = router.channel_message(&c, &e, &text);
-        }
-        Command::ChannelClosed(c, e, tx) => router.channel_closed(&c, &e, &tx),
-        Command::Stop => {}
+        self.workers.clear();
     }
 }

@@ -77,10 +77,62 @@ impl<K: Copy + Eq> Demux<K> {
         *self.by_addr.entry(addr).or_insert(key) == key
     }
 
-    pub fn forget(&mut self, key: K) {
-        self.by_ufrag.retain(|_, k| *k != key);
-        self.by_addr.retain(|_, k| *k != key);
+    /// Whether datagrams from `addr` already have an owner.
+    pub fn is_learned(&self, addr: SocketAddr) -> bool {
+        self.by_addr.contains_key(&addr)
     }
+
+    /// Drops every route to `key`, returning them so a front demux can drop them too.
+    pub fn forget(&mut self, key: K) -> Vec<Claim> {
+        let mut released = Vec::new();
+        self.by_ufrag.retain(|u, k| {
+            let keep = *k != key;
+            if !keep {
+                released.push(Claim::Ufrag(u.clone()));
+            }
+            keep
+        });
+        self.by_addr.retain(|a, k| {
+            let keep = *k != key;
+            if !keep {
+                released.push(Claim::Addr(*a));
+            }
+            keep
+        });
+        released
+    }
+
+    /// Takes `claim` for `key`; false if another key holds it.
+    pub fn claim(&mut self, claim: &Claim, key: K) -> bool {
+        match claim {
+            Claim::Ufrag(u) => *self.by_ufrag.entry(u.clone()).or_insert(key) == key,
+            Claim::Addr(a) => self.learn(*a, key),
+        }
+    }
+
+    /// Gives `claim` up, if `key` holds it.
+    pub fn release(&mut self, claim: &Claim, key: K) {
+        match claim {
+            Claim::Ufrag(u) => {
+                if self.by_ufrag.get(u) == Some(&key) {
+                    self.by_ufrag.remove(u);
+                }
+            }
+            Claim::Addr(a) => {
+                if self.by_addr.get(a) == Some(&key) {
+                    self.by_addr.remove(a);
+                }
+            }
+        }
+    }
+}
+
+/// What routes datagrams to an endpoint: its ICE ufrag, or an address its ICE
+/// agent accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Claim {
+    Ufrag(String),
+    Addr(SocketAddr),
 }
 
 #[cfg(test)]
@@ -117,9 +169,25 @@ mod tests {
         assert!(d.learn(a, 2));
         assert_eq!(d.route(a, &[0x80, 0, 0, 0]), Some(2));
         assert!(!d.learn(a, 1), "an address never changes owner");
-        d.forget(2);
+        let released = d.forget(2);
+        assert!(released.contains(&Claim::Addr(a)));
+        assert!(released.contains(&Claim::Ufrag("bridgeB".into())));
         assert_eq!(d.route(a, &[0x80, 0, 0, 0]), None);
         assert_eq!(d.route(a, &binding(b"bridgeB:client")), None);
+    }
+
+    #[test]
+    fn claims_move_between_demuxes() {
+        let mut front = Demux::default();
+        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert!(front.claim(&Claim::Ufrag("u1".into()), 0));
+        assert!(front.claim(&Claim::Addr(a), 0));
+        assert!(!front.claim(&Claim::Addr(a), 1), "held by worker 0");
+        front.release(&Claim::Addr(a), 1);
+        assert_eq!(front.route(a, &[0x80]), Some(0), "only the holder releases");
+        front.release(&Claim::Addr(a), 0);
+        assert_eq!(front.route(a, &[0x80]), None);
+        assert_eq!(front.route(a, &binding(b"u1:x")), Some(0));
     }
 
     #[test]

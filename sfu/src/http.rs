@@ -40,9 +40,10 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
 
 /// `GET /colibri/stats`: what monitoring written for Videobridge reads.
 async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
-    let Ok(Some(s)) = tokio::task::spawn_blocking(move || bridge.stats()).await else {
+    let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bridge.stats()).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    let s = &stats.totals;
     axum::Json(serde_json::json!({
         "conferences": s.conferences,
         "participants": s.endpoints,
@@ -53,7 +54,7 @@ async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
         "total_packets_received": s.datagrams_in,
         "total_packets_sent": s.datagrams_out,
         "total_packets_forwarded": s.packets_forwarded,
-        "total_packets_dropped": s.unroutable + s.rejected,
+        "total_packets_dropped": s.unroutable + s.rejected + stats.overload_drops,
         "total_keyframes_requested": s.keyframe_requests,
     }))
     .into_response()

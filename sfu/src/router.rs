@@ -18,7 +18,7 @@ use str0m::{Event, Input, Output};
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::channel::{BridgeMessage, ClientMessage, Constraint, Dialect, VideoConstraints};
-use crate::demux::Demux;
+use crate::demux::{Claim, Demux};
 use crate::endpoint::{Endpoint, VideoForward, rtx_of};
 use crate::rtp::Header;
 use crate::simulcast::{SimulcastForwarder, Verdict};
@@ -35,6 +35,13 @@ const MAX_PASSES: usize = 64;
 pub struct Datagram {
     pub destination: SocketAddr,
     pub contents: Vec<u8>,
+}
+
+/// A route this router took or gave up, for a demux in front of several routers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    Claimed(Claim),
+    Released(Claim),
 }
 
 /// Counters of what happened to datagrams and packets.
@@ -57,6 +64,23 @@ pub struct RouterStats {
     pub endpoints_created: u64,
 }
 
+impl RouterStats {
+    /// Adds another router's counters to these (gauges too, largest by max).
+    pub fn add(&mut self, o: &RouterStats) {
+        self.datagrams_in += o.datagrams_in;
+        self.unroutable += o.unroutable;
+        self.rejected += o.rejected;
+        self.packets_forwarded += o.packets_forwarded;
+        self.keyframe_requests += o.keyframe_requests;
+        self.datagrams_out += o.datagrams_out;
+        self.conferences += o.conferences;
+        self.endpoints += o.endpoints;
+        self.largest_conference = self.largest_conference.max(o.largest_conference);
+        self.conferences_created += o.conferences_created;
+        self.endpoints_created += o.endpoints_created;
+    }
+}
+
 type Key = usize;
 
 /// All conferences of one media worker.
@@ -70,6 +94,7 @@ pub struct Router {
     /// Speech activity of each conference's senders.
     speech: HashMap<String, SpeechActivity<Key>>,
     transmits: VecDeque<Datagram>,
+    routes: VecDeque<RouteChange>,
     received: Vec<RtpPacket>,
     dirty: Vec<Key>,
     keyframe_wanted: Vec<(String, u32, u8)>,
@@ -88,6 +113,7 @@ impl Router {
             conferences: HashMap::new(),
             speech: HashMap::new(),
             transmits: VecDeque::new(),
+            routes: VecDeque::new(),
             received: Vec::new(),
             dirty: Vec::new(),
             keyframe_wanted: Vec::new(),
@@ -102,6 +128,10 @@ impl Router {
             largest_conference: self.conferences.values().map(Vec::len).max().unwrap_or(0),
             ..self.stats
         }
+    }
+
+    pub fn has_conference(&self, conference: &str) -> bool {
+        self.conferences.contains_key(conference)
     }
 
     /// Colibri2 `endpoint create`: a new endpoint (and conference) with the
@@ -126,6 +156,8 @@ impl Router {
             }
         };
         self.demux.add_ufrag(&ep.ufrag, key);
+        self.routes
+            .push_back(RouteChange::Claimed(Claim::Ufrag(ep.ufrag.clone())));
         if !self.conferences.contains_key(conference) {
             self.stats.conferences_created += 1;
             self.speech
@@ -237,7 +269,9 @@ impl Router {
         let Some(ep) = self.endpoints[key].take() else {
             return;
         };
-        self.demux.forget(key);
+        for claim in self.demux.forget(key) {
+            self.routes.push_back(RouteChange::Released(claim));
+        }
         self.by_id.remove(&(ep.conference.clone(), ep.id.clone()));
         if let Some(speech) = self.speech.get_mut(&ep.conference) {
             speech.remove(key);
@@ -281,7 +315,10 @@ impl Router {
                 self.stats.rejected += 1;
                 return;
             }
-            self.demux.learn(source, key);
+            if !self.demux.is_learned(source) && self.demux.learn(source, key) {
+                self.routes
+                    .push_back(RouteChange::Claimed(Claim::Addr(source)));
+            }
         }
         if ep.rtc.handle_input(input).is_err() {
             self.stats.rejected += 1;
@@ -323,6 +360,11 @@ impl Router {
             .min()
             .unwrap_or(now + MAX_SLEEP)
             .min(now + MAX_SLEEP)
+    }
+
+    /// Routes taken or given up since the last call, oldest first.
+    pub fn poll_route(&mut self) -> Option<RouteChange> {
+        self.routes.pop_front()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {

@@ -14,6 +14,8 @@ use str0m::media::MediaKind;
 fn bridge() -> Bridge {
     Bridge::start(BridgeConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
+        // Two workers, so conferences on different threads share the port.
+        workers: 2,
         ..Default::default()
     })
     .unwrap()
@@ -132,7 +134,12 @@ fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
         "dave heard room-1"
     );
     let stats = bridge.stats().unwrap();
-    assert!(stats.packets_forwarded >= 6 * 45, "{stats:?}");
+    assert!(stats.totals.packets_forwarded >= 6 * 45, "{stats:?}");
+    assert_eq!(
+        stats.worker_endpoints,
+        [3, 1],
+        "the second conference goes to the idle worker"
+    );
 
     // Alice leaves: her streams stop for the others.
     bridge.expire_endpoint("room-1", "alice").unwrap();
@@ -258,7 +265,7 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
         );
         assert!(w[1].timestamp != w[0].timestamp);
     }
-    assert!(bridge.stats().unwrap().keyframe_requests >= 1);
+    assert!(bridge.stats().unwrap().totals.keyframe_requests >= 1);
 }
 
 /// A STUN binding request naming `ufrag` with a made-up MESSAGE-INTEGRITY.
@@ -290,7 +297,7 @@ fn garbage_forgeries_and_floods_are_dropped_while_media_flows() {
     connect_all(&mut ps);
 
     let attacker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let before = bridge.stats().unwrap();
+    let before = bridge.stats().unwrap().totals;
     for i in 0..50u32 {
         ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
         // Garbage of every first-byte class, truncated RTP/RTCP, STUN with a
@@ -325,7 +332,7 @@ fn garbage_forgeries_and_floods_are_dropped_while_media_flows() {
         fresh >= 45,
         "bob got {fresh} of 50 of alice's packets while under attack"
     );
-    let after = bridge.stats().unwrap();
+    let after = bridge.stats().unwrap().totals;
     let dropped = (after.unroutable + after.rejected) - (before.unroutable + before.rejected);
     assert!(
         dropped >= 50 * 45,

@@ -1,0 +1,209 @@
+//! A media worker: one thread owning a [`Router`] and every conference in it.
+//! It sleeps until the port hands it datagrams, the API sends it a command, or
+//! one of its endpoints has a deadline.
+
+use std::io;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::port::{Inbound, Pool};
+use super::send::Sender;
+use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
+use crate::router::{RouteChange, Router, RouterStats};
+
+/// Longest a worker sleeps without looking at its commands.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// Datagrams taken from the inbound queue between two timeout passes.
+const BATCH: usize = 256;
+
+pub(super) type Reply<T> = mpsc::SyncSender<Result<T, ApiError>>;
+
+/// Where an endpoint's outgoing bridge-channel messages go.
+pub type ChannelTx = tokio::sync::mpsc::Sender<String>;
+
+pub(super) enum Command {
+    Create(String, String, Reply<LocalTransport>),
+    Update(
+        String,
+        String,
+        Option<RemoteTransport>,
+        Option<Sources>,
+        Reply<()>,
+    ),
+    Target(String, String, u32, Option<u8>, Reply<()>),
+    /// Replies whether the conference still has endpoints.
+    Expire(String, String, Reply<bool>),
+    /// Replies how many endpoints went.
+    ExpireConference(String, Reply<usize>),
+    Stats(mpsc::SyncSender<RouterStats>),
+    ChannelCheck(String, String, String, Reply<()>),
+    ChannelOpen(String, String, String, ChannelTx, Reply<()>),
+    ChannelMessage(String, String, String),
+    ChannelClosed(String, String, ChannelTx),
+    Stop,
+}
+
+/// The handle of one worker thread.
+pub(super) struct Worker {
+    commands: mpsc::Sender<Command>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts worker `index`; it sends on `socket` and tells the port through
+    /// `routes` which datagrams are its.
+    pub(super) fn spawn(
+        index: usize,
+        socket: UdpSocket,
+        router: Router,
+        inbound: Arc<Inbound>,
+        pool: Arc<Pool>,
+        routes: mpsc::Sender<(usize, RouteChange)>,
+    ) -> io::Result<Worker> {
+        let sender = Sender::new(socket)?;
+        let (commands, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("sfu-media-{index}"))
+            .spawn(move || {
+                let mut w = Running {
+                    index,
+                    sender,
+                    router,
+                    inbound,
+                    pool,
+                    routes,
+                };
+                w.run(rx)
+            })?;
+        Ok(Worker {
+            commands,
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn thread(&self) -> std::thread::Thread {
+        self.thread
+            .as_ref()
+            .map(|t| t.thread().clone())
+            .expect("a worker has its thread until dropped")
+    }
+
+    /// Queues `command` and wakes the worker.
+    pub(super) fn send(&self, command: Command) -> Result<(), ApiError> {
+        self.commands
+            .send(command)
+            .map_err(|_| ApiError::Shutdown)?;
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+        Ok(())
+    }
+
+    /// Sends a command and waits for its answer.
+    pub(super) fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(make(tx))?;
+        rx.recv().map_err(|_| ApiError::Shutdown)?
+    }
+
+    pub(super) fn stats(&self) -> Option<RouterStats> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Command::Stats(tx)).ok()?;
+        rx.recv().ok()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Running {
+    index: usize,
+    sender: Sender,
+    router: Router,
+    inbound: Arc<Inbound>,
+    pool: Arc<Pool>,
+    routes: mpsc::Sender<(usize, RouteChange)>,
+}
+
+impl Running {
+    fn run(&mut self, commands: mpsc::Receiver<Command>) {
+        loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
+                    Ok(c) => execute(&mut self.router, Instant::now(), c),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                }
+            }
+            for _ in 0..BATCH {
+                let Some(p) = self.inbound.pop() else { break };
+                self.router
+                    .handle_datagram(Instant::now(), p.from, p.contents());
+                self.pool.give_back(p);
+            }
+            self.router.handle_timeout(Instant::now());
+            // Routes first: the port must know an address before the answer
+            // to its STUN request makes the client send DTLS from it.
+            while let Some(change) = self.router.poll_route() {
+                let _ = self.routes.send((self.index, change));
+            }
+            while let Some(d) = self.router.poll_transmit() {
+                self.sender.push(&d.contents, d.destination);
+            }
+            self.sender.flush();
+            if self.inbound.is_empty() {
+                let now = Instant::now();
+                let wait = self.router.poll_timeout(now).saturating_duration_since(now);
+                if !wait.is_zero() {
+                    std::thread::park_timeout(wait.min(MAX_SLEEP));
+                }
+            }
+        }
+    }
+}
+
+fn execute(router: &mut Router, now: Instant, command: Command) {
+    match command {
+        Command::Create(c, e, r) => {
+            let _ = r.send(router.create_endpoint(now, &c, &e));
+        }
+        Command::Update(c, e, remote, sources, r) => {
+            let _ = r.send(router.update_endpoint(now, &c, &e, remote.as_ref(), sources.as_ref()));
+        }
+        Command::Target(c, e, s, l, r) => {
+            let _ = r.send(router.set_video_target(&c, &e, s, l));
+        }
+        Command::Expire(c, e, r) => {
+            let result = router.expire_endpoint(&c, &e);
+            let _ = r.send(result.map(|()| router.has_conference(&c)));
+        }
+        Command::ExpireConference(c, r) => {
+            let before = router.stats().endpoints;
+            let result = router.expire_conference(&c);
+            let _ = r.send(result.map(|()| before - router.stats().endpoints));
+        }
+        Command::Stats(r) => {
+            let _ = r.send(router.stats());
+        }
+        Command::ChannelCheck(c, e, p, r) => {
+            let _ = r.send(router.channel_check(&c, &e, &p));
+        }
+        Command::ChannelOpen(c, e, p, tx, r) => {
+            let _ = r.send(router.channel_open(&c, &e, &p, tx));
+        }
+        Command::ChannelMessage(c, e, text) => {
+            let _ = router.channel_message(&c, &e, &text);
+        }
+        Command::ChannelClosed(c, e, tx) => router.channel_closed(&c, &e, &tx),
+        Command::Stop => {}
+    }
+}
