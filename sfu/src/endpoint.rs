@@ -13,7 +13,7 @@ use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCandidate};
 use crate::cert::{Certificate, parse_hex_colon};
-use crate::channel::Dialect;
+use crate::channel::{Dialect, VideoConstraints};
 use crate::simulcast::SimulcastForwarder;
 use crate::speech::SilenceFilter;
 
@@ -66,6 +66,17 @@ pub(crate) struct Endpoint {
     pub silence: SilenceFilter,
     /// Sender constraints last told to this endpoint, by its source's first SSRC.
     pub announced_heights: HashMap<u32, u32>,
+    /// What this receiver last asked for on its bridge channel.
+    pub constraints: Option<VideoConstraints>,
+    /// How many others' video it wants at most (-1: all).
+    pub last_n: i32,
+    /// The forwarded set last told to it (and in which dialect), so only changes are sent.
+    pub forwarded: Option<(Dialect, Vec<String>)>,
+    /// When a datagram from it last arrived, and whether any has.
+    pub last_heard: Instant,
+    pub heard_any: bool,
+    /// Whether the others are told it is connected (protocol §6.8).
+    pub active: bool,
 }
 
 impl Endpoint {
@@ -133,6 +144,12 @@ impl Endpoint {
             dialect: Dialect::Sources,
             silence: SilenceFilter::default(),
             announced_heights: HashMap::new(),
+            constraints: None,
+            last_n: -1,
+            forwarded: None,
+            last_heard: now,
+            heard_any: false,
+            active: true,
         })
     }
 

@@ -203,12 +203,17 @@ impl Router {
                 ep.video_layers.clone(),
                 ep.rtx.clone(),
             );
-            for other in self.conferences.get(conference).into_iter().flatten() {
-                if *other != key
-                    && let Some(o) = self.endpoints[*other].as_mut()
-                {
+            let others: Vec<Key> = self.conferences[conference]
+                .iter()
+                .copied()
+                .filter(|k| *k != key)
+                .collect();
+            for other in others {
+                if let Some(o) = self.endpoints[other].as_mut() {
                     subscribe(o, &audio, &video, &rtx);
-                    self.dirty.push(*other);
+                    self.dirty.push(other);
+                    // New sources get the layer the receiver's wishes and last-N give them.
+                    self.apply_constraints(other);
                 }
             }
         }
@@ -322,6 +327,9 @@ impl Router {
         }
         if ep.rtc.handle_input(input).is_err() {
             self.stats.rejected += 1;
+        } else {
+            ep.last_heard = now;
+            ep.heard_any = true;
         }
         // Drain before anything else feeds this endpoint: str0m holds one
         // received packet at a time.
@@ -348,6 +356,7 @@ impl Router {
             self.request_keyframe(&conference, source, layer);
         }
         self.announce_speakers(now);
+        self.announce_connectivity(now);
         self.flush(now);
     }
 

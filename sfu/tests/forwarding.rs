@@ -6,73 +6,11 @@ mod participant;
 
 use std::time::{Duration, Instant};
 
-use participant::{Participant, RTX_OFFSET};
-use sfu::api::Sources;
-use sfu::bridge::{Bridge, BridgeConfig};
+use participant::Participant;
+use participant::setup::{
+    Camera, bridge, connect_all, join, join_with, poll_all, serve_channels, vp8,
+};
 use str0m::media::MediaKind;
-
-fn bridge() -> Bridge {
-    Bridge::start(BridgeConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        // Two workers, so conferences on different threads share the port.
-        workers: 2,
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-/// Allocates, answers and announces sources, as focus and client do with Jingle.
-fn join(bridge: &Bridge, conference: &str, name: &str, audio: u32, video: &[u32]) -> Participant {
-    join_with(bridge, conference, name, audio, video).0
-}
-
-fn join_with(
-    bridge: &Bridge,
-    conference: &str,
-    name: &str,
-    audio: u32,
-    video: &[u32],
-) -> (Participant, sfu::api::LocalTransport) {
-    let local = bridge.create_endpoint(conference, name).unwrap();
-    let mut p = Participant::new(name, &local);
-    p.send_streams(audio, video);
-    let sources = Sources {
-        audio: vec![audio],
-        video: if video.is_empty() {
-            vec![]
-        } else {
-            vec![video.to_vec()]
-        },
-        rtx: video.iter().map(|s| (*s, s + RTX_OFFSET)).collect(),
-    };
-    bridge
-        .update_endpoint(conference, name, Some(p.remote()), Some(sources))
-        .unwrap();
-    (p, local)
-}
-
-fn poll_all(ps: &mut [Participant], rounds: usize) {
-    for _ in 0..rounds {
-        for p in ps.iter_mut() {
-            p.poll(Duration::from_millis(1));
-        }
-    }
-}
-
-fn connect_all(ps: &mut [Participant]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ps.iter().any(|p| !p.connected) {
-        assert!(
-            Instant::now() < deadline,
-            "ICE+DTLS did not complete for {:?}",
-            ps.iter()
-                .filter(|p| !p.connected)
-                .map(|p| &p.name)
-                .collect::<Vec<_>>()
-        );
-        poll_all(ps, 1);
-    }
-}
 
 #[test]
 fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
@@ -153,55 +91,6 @@ fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
         before,
         "a left endpoint's audio still arrives"
     );
-}
-
-/// One VP8 packet: descriptor with 15-bit picture id and TL0PICIDX, then a
-/// payload header (key frame or not) and bytes naming layer and frame.
-fn vp8(picture_id: u16, tl0: u8, key: bool, layer: u8, frame: u32) -> Vec<u8> {
-    let mut p = vec![
-        0x90,
-        0xC0,
-        0x80 | (picture_id >> 8) as u8,
-        picture_id as u8,
-        tl0,
-    ];
-    p.push(if key { 0x10 } else { 0x11 });
-    p.extend([0xAA, layer]);
-    p.extend(frame.to_be_bytes());
-    p
-}
-
-/// A simulcast camera in participant 0: every frame on every layer, key
-/// frames at the start and whenever the bridge asks for one on a layer.
-struct Camera {
-    layers: Vec<u32>,
-    frame: u32,
-    keyframe_due: Vec<bool>,
-}
-
-impl Camera {
-    fn new(layers: &[u32]) -> Camera {
-        Camera {
-            layers: layers.to_vec(),
-            frame: 0,
-            keyframe_due: vec![true; layers.len()],
-        }
-    }
-
-    fn send(&mut self, ps: &mut [Participant], frames: u32) {
-        for _ in 0..frames {
-            for (l, ssrc) in self.layers.iter().enumerate() {
-                let asked = ps[0].keyframe_requests.remove(ssrc).is_some();
-                let key = std::mem::take(&mut self.keyframe_due[l]) || asked;
-                let pid = ((self.frame + 100 * l as u32) % 0x8000) as u16;
-                let payload = vp8(pid, (self.frame % 256) as u8, key, l as u8, self.frame);
-                ps[0].send_video(*ssrc, self.frame * 3000, payload);
-            }
-            self.frame += 1;
-            poll_all(ps, 3);
-        }
-        poll_all(ps, 30);
-    }
 }
 
 #[test]
@@ -368,17 +257,6 @@ fn a_receivers_nack_is_answered_with_a_retransmission() {
         last - first + 1,
         "every lost packet came back as a retransmission: {seqs:?}"
     );
-}
-
-/// The bridge's HTTP face on a loopback port; returns the channel URL base.
-fn serve_channels(rt: &tokio::runtime::Runtime, bridge: &std::sync::Arc<Bridge>) -> String {
-    let app = sfu::http::router(bridge.clone());
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("ws://{addr}/colibri-ws/oxbridge/")
-    })
 }
 
 #[test]

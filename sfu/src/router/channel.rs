@@ -49,6 +49,26 @@ impl Router {
             let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
             send(ep, &message);
         }
+        // ... and who has connection trouble right now.
+        let inactive: Vec<String> = self.conferences[conference]
+            .iter()
+            .filter_map(|k| self.endpoints[*k].as_ref())
+            .filter(|e| !e.active)
+            .map(|e| e.id.clone())
+            .collect();
+        let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+        for endpoint in inactive {
+            send(
+                ep,
+                &BridgeMessage::Connectivity {
+                    endpoint,
+                    active: false,
+                },
+            );
+        }
+        // A reconnected channel is told the forwarded set again.
+        ep.forwarded = None;
+        self.apply_constraints(key);
         Ok(())
     }
 
@@ -106,24 +126,37 @@ impl Router {
             ClientMessage::ReceiverVideoConstraints(c) => {
                 let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
                 ep.dialect = c.keyed_by;
-                self.apply_constraints(key, &c);
+                if let Some(n) = c.last_n {
+                    ep.last_n = n;
+                }
+                ep.constraints = Some(c);
+                self.apply_constraints(key);
             }
             ClientMessage::MaxHeight(h) => {
-                let c = VideoConstraints {
-                    keyed_by: Dialect::Endpoints,
-                    last_n: None,
-                    selected: Vec::new(),
-                    on_stage: Vec::new(),
-                    default: Some(Constraint {
-                        max_height: h,
-                        max_frame_rate: None,
-                    }),
-                    constraints: Default::default(),
-                    assumed_bandwidth_bps: None,
-                };
-                self.apply_constraints(key, &c);
+                let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+                ep.dialect = Dialect::Endpoints;
+                ep.constraints
+                    .get_or_insert_with(|| empty_constraints(Dialect::Endpoints))
+                    .default = Some(Constraint {
+                    max_height: h,
+                    max_frame_rate: None,
+                });
+                self.apply_constraints(key);
             }
-            // Last-N, selection and video types feed the allocation still to come.
+            ClientMessage::LastN(n) => {
+                let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+                ep.last_n = n;
+                self.apply_constraints(key);
+            }
+            ClientMessage::SelectedEndpoints(selected) => {
+                let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+                ep.dialect = Dialect::Endpoints;
+                ep.constraints
+                    .get_or_insert_with(|| empty_constraints(Dialect::Endpoints))
+                    .selected = selected;
+                self.apply_constraints(key);
+            }
+            // Video types would weigh screen shares in an allocation by bandwidth.
             _ => {}
         }
         Ok(())
@@ -144,31 +177,63 @@ impl Router {
         }
     }
 
-    /// Picks each forwarded source's layer from the receiver's height wishes.
-    fn apply_constraints(&mut self, receiver: Key, c: &VideoConstraints) {
+    /// Picks each source's layer for `receiver` from its stored wishes and
+    /// last-N: on-stage and selected sources first, then the most recent
+    /// speakers, then the rest; those past last-N get no video.
+    pub(super) fn apply_constraints(&mut self, receiver: Key) {
         let Some(ep) = self.endpoints[receiver].as_ref() else {
             return;
         };
         let conference = ep.conference.clone();
+        let none = empty_constraints(ep.dialect);
+        let c = ep.constraints.as_ref().unwrap_or(&none);
+        let last_n = usize::try_from(ep.last_n).unwrap_or(usize::MAX);
+        let ranking: Vec<Key> = self
+            .speech
+            .get(&conference)
+            .map(|s| s.ranking().collect())
+            .unwrap_or_default();
+        let members = &self.conferences[&conference];
+        let rank = |k: Key| ranking.iter().position(|r| *r == k).unwrap_or(usize::MAX);
         // (source first SSRC, sender key, sender id, source name, wanted height, layer)
         let mut targets = Vec::new();
-        for &other in &self.conferences[&conference] {
+        for &other in members {
             let Some(sender) = self.endpoints[other].as_ref() else {
                 continue;
             };
+            if other == receiver {
+                continue;
+            }
             for (i, layers) in sender.video_layers.iter().enumerate() {
                 // Sources without signalled names are called `<endpoint>-v<n>`, as Jitsi's focus names them.
                 let name = format!("{}-v{i}", sender.id);
-                let wish = match c.keyed_by {
-                    Dialect::Endpoints => c.constraints.get(&sender.id),
-                    Dialect::Sources => c.constraints.get(&name),
-                }
-                .or(c.default.as_ref());
-                let height = wish.map_or(0, |w| w.max_height);
-                let layer = layer_for_height(height, layers.len());
-                targets.push((layers[0], other, sender.id.clone(), name, height, layer));
+                let key = match c.keyed_by {
+                    Dialect::Endpoints => &sender.id,
+                    Dialect::Sources => &name,
+                };
+                let wish = c.constraints.get(key).or(c.default.as_ref());
+                // Before any wish, Jitsi's default thumbnail height, so video shows at once.
+                let height = wish.map_or(if ep.constraints.is_none() { 180 } else { 0 }, |w| {
+                    w.max_height
+                });
+                let favoured = c.on_stage.contains(key) || c.selected.contains(key);
+                let order = (!favoured, rank(other));
+                targets.push((order, layers[0], other, sender.id.clone(), name, height));
             }
         }
+        targets.sort_by_key(|t| t.0);
+        let targets: Vec<_> = targets
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, source, sender, id, name, height))| {
+                let height = if i < last_n { height } else { 0 };
+                let layer = self.endpoints[sender]
+                    .as_ref()
+                    .and_then(|s| s.video_layers.iter().find(|l| l[0] == source))
+                    .and_then(|l| layer_for_height(height, l.len()));
+                (source, sender, id, name, height, layer)
+            })
+            .collect();
         let ep = self.endpoints[receiver].as_mut().expect("checked above");
         let (mut endpoints, mut sources) = (Vec::new(), Vec::new());
         for (source, _, sender_id, name, height, layer) in &targets {
@@ -181,8 +246,13 @@ impl Router {
                 }
             }
         }
+        endpoints.sort();
         endpoints.dedup();
-        send(ep, &BridgeMessage::Forwarded { endpoints, sources });
+        let told = (ep.dialect, sources.clone());
+        if ep.forwarded.as_ref() != Some(&told) {
+            ep.forwarded = Some(told);
+            send(ep, &BridgeMessage::Forwarded { endpoints, sources });
+        }
         // Each sender learns the most anyone wants of its source, so it can stop encoding the rest.
         for (source, sender, _, name, _, _) in targets {
             let wanted = self.conferences[&conference]
@@ -208,6 +278,7 @@ impl Router {
 
     /// Tells every endpoint of a conference when its dominant speaker changes.
     pub(super) fn announce_speakers(&mut self, now: Instant) {
+        let mut relimit = Vec::new();
         for (conference, speech) in &mut self.speech {
             speech.handle_timeout(now);
             let Some(change) = speech.poll_change() else {
@@ -225,9 +296,67 @@ impl Router {
             for k in self.conferences.get(conference).into_iter().flatten() {
                 if let Some(ep) = self.endpoints[*k].as_mut() {
                     send(ep, &message);
+                    if ep.last_n >= 0 {
+                        relimit.push(*k);
+                    }
                 }
             }
         }
+        // Receivers with a last-N follow the speakers.
+        for k in relimit {
+            self.apply_constraints(k);
+        }
+    }
+
+    /// Marks endpoints silent too long as inactive (8 s, or 15 s before
+    /// their first datagram), and tells the others of every change.
+    pub(super) fn announce_connectivity(&mut self, now: Instant) {
+        let mut changed = Vec::new();
+        for (key, ep) in self.endpoints.iter_mut().enumerate() {
+            let Some(ep) = ep else { continue };
+            let limit = if ep.heard_any {
+                INACTIVE_AFTER
+            } else {
+                FIRST_PACKET_WITHIN
+            };
+            let active = now.saturating_duration_since(ep.last_heard) < limit;
+            if active != ep.active {
+                ep.active = active;
+                changed.push(key);
+            }
+        }
+        for key in changed {
+            let Some(ep) = self.endpoints[key].as_ref() else {
+                continue;
+            };
+            let message = BridgeMessage::Connectivity {
+                endpoint: ep.id.clone(),
+                active: ep.active,
+            };
+            for k in self.conferences[&ep.conference].clone() {
+                if k != key
+                    && let Some(o) = self.endpoints[k].as_mut()
+                {
+                    send(o, &message);
+                }
+            }
+        }
+    }
+}
+
+/// Silence after which an endpoint is reported inactive, as Videobridge does.
+const INACTIVE_AFTER: Duration = Duration::from_secs(8);
+const FIRST_PACKET_WITHIN: Duration = Duration::from_secs(15);
+
+fn empty_constraints(keyed_by: Dialect) -> VideoConstraints {
+    VideoConstraints {
+        keyed_by,
+        last_n: None,
+        selected: Vec::new(),
+        on_stage: Vec::new(),
+        default: None,
+        constraints: Default::default(),
+        assumed_bandwidth_bps: None,
     }
 }
 
