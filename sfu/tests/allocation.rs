@@ -1,6 +1,8 @@
 //! What a receiver is sent when it cannot take everything, and what it is told
 //! about the others: last-N by speech, connectivity status (protocol §6.7-6.8).
 
+// Each test binary uses only part of the shared participant helpers.
+#[allow(dead_code)]
 mod participant;
 
 use std::time::{Duration, Instant};
@@ -28,7 +30,7 @@ impl Room {
         for (i, p) in self.ps.iter_mut().enumerate().take(present).skip(1) {
             let level = if i == talker { -20 } else { -127 };
             p.send_audio(1000 + i as u32, f * 960, level, vec![i as u8; 40]);
-            let payload = vp8((f % 0x8000) as u16, f as u8, f % 30 == 0, 0, f);
+            let payload = vp8((f % 0x8000) as u16, f as u8, f.is_multiple_of(30), 0, f);
             p.send_video(5000 + i as u32, f * 3000, payload);
         }
         self.frame += 1;

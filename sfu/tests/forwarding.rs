@@ -2,6 +2,8 @@
 //! with their own WebRTC stack (full ICE as controlled agent, DTLS client,
 //! SRTP) join conferences and check what arrives.
 
+// Each test binary uses only part of the shared participant helpers.
+#[allow(dead_code)]
 mod participant;
 
 use std::time::{Duration, Instant};

@@ -3,8 +3,6 @@
 //! client (`setup=active`, as browsers answer) and SRTP, the way a browser
 //! meets the bridge after Jingle.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 pub mod setup;
 
 use std::collections::HashMap;
