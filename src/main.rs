@@ -143,6 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let registry = prometheus::Registry::new();
     signaling.register_metrics(&registry)?;
+    registry.register(Box::new(sfu::metrics::BridgeCollector::new(bridge.clone())))?;
     let app = web::app(
         signaling.router().merge(sfu::http::router(bridge.clone())),
         registry,

@@ -20,6 +20,9 @@ pub enum ApiError {
     Forbidden,
     #[error("the bridge is shutting down")]
     Shutdown,
+    /// Draining: existing conferences go on, new ones belong on another bridge.
+    #[error("the bridge is draining and takes no new conferences")]
+    Draining,
     #[error("{0}")]
     Internal(String),
 }

@@ -79,6 +79,7 @@ pub struct Bridge {
     workers: Vec<Worker>,
     placement: Mutex<Placement>,
     counters: Arc<port::PortCounters>,
+    draining: AtomicBool,
     stop: Arc<AtomicBool>,
     wake: Option<(UdpSocket, SocketAddr)>,
     port: Option<JoinHandle<()>>,
@@ -152,6 +153,7 @@ impl Bridge {
             }),
             workers,
             counters,
+            draining: AtomicBool::new(false),
             stop,
             wake,
             port: Some(port),
@@ -192,6 +194,7 @@ impl Bridge {
         let mut placement = self.placement();
         let index = match placement.conferences.get(conference) {
             Some(i) => *i,
+            None if self.is_draining() => return Err(ApiError::Draining),
             None => (0..self.workers.len())
                 .min_by_key(|i| placement.endpoints[*i])
                 .unwrap_or(0),
@@ -299,6 +302,16 @@ impl Bridge {
                 tx,
             ));
         }
+    }
+
+    /// Drain mode: conferences here go on, new ones are refused so that a
+    /// focus places them elsewhere (before maintenance or scaling down).
+    pub fn set_draining(&self, on: bool) {
+        self.draining.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Counters summed over the workers, with the port's own.

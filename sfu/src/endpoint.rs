@@ -25,6 +25,8 @@ const EXT_AUDIO_LEVEL: u8 = 1;
 const EXT_ABS_SEND_TIME: u8 = 3;
 const EXT_TRANSPORT_CC: u8 = 5;
 
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) const AUDIO_MID: &str = "audio";
 pub(crate) const VIDEO_MID: &str = "video";
 
@@ -77,6 +79,8 @@ pub(crate) struct Endpoint {
     pub heard_any: bool,
     /// Whether the others are told it is connected (protocol §6.8).
     pub active: bool,
+    /// Last NACK and loss totals reported per stream sent to it.
+    pub egress_totals: HashMap<(Mid, Option<Rid>), (u64, u64)>,
 }
 
 impl Endpoint {
@@ -99,7 +103,9 @@ impl Endpoint {
             .clear_extension_map()
             .set_extension(EXT_AUDIO_LEVEL, Extension::AudioLevel)
             .set_extension(EXT_ABS_SEND_TIME, Extension::AbsoluteSendTime)
-            .set_extension(EXT_TRANSPORT_CC, Extension::TransportSequenceNumber);
+            .set_extension(EXT_TRANSPORT_CC, Extension::TransportSequenceNumber)
+            // NACK and loss counters for the metrics.
+            .set_stats_interval(Some(STATS_INTERVAL));
         let codecs = config.codec_config();
         codecs.add_config(
             Pt::from(OPUS_PT),
@@ -150,6 +156,7 @@ impl Endpoint {
             last_heard: now,
             heard_any: false,
             active: true,
+            egress_totals: HashMap::new(),
         })
     }
 

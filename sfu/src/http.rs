@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::bridge::Bridge;
@@ -35,11 +36,14 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .route("/colibri-ws/{bridge}/{conference}/{endpoint}", get(channel))
         .route("/colibri/stats", get(stats))
+        .route("/colibri/drain/enable", post(drain_enable))
+        .route("/colibri/drain/disable", post(drain_disable))
         .with_state(bridge)
 }
 
 /// `GET /colibri/stats`: what monitoring written for Videobridge reads.
 async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
+    let draining = bridge.is_draining();
     let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bridge.stats()).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
@@ -56,8 +60,35 @@ async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
         "total_packets_forwarded": s.packets_forwarded,
         "total_packets_dropped": s.unroutable + s.rejected + stats.overload_drops,
         "total_keyframes_requested": s.keyframe_requests,
+        "total_bytes_received": s.bytes_in,
+        "total_bytes_sent": s.bytes_out,
+        "total_nacks_received": s.nacks_received,
+        "total_ice_failed": s.ice_failures,
+        "drain": draining,
     }))
     .into_response()
+}
+
+/// `POST /colibri/drain/enable` (Videobridge's REST API), from this host only.
+async fn drain_enable(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
+    set_drain(&bridge, &request, true)
+}
+
+/// `POST /colibri/drain/disable`, from this host only.
+async fn drain_disable(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
+    set_drain(&bridge, &request, false)
+}
+
+fn set_drain(bridge: &Bridge, request: &Request, on: bool) -> Response {
+    // The front door is public; operators drain from the machine itself.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>();
+    if !peer.is_some_and(|ConnectInfo(p)| p.ip().is_loopback()) {
+        return (StatusCode::FORBIDDEN, "drain is for local operators\n").into_response();
+    }
+    bridge.set_draining(on);
+    StatusCode::OK.into_response()
 }
 
 async fn channel(

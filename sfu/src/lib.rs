@@ -9,7 +9,8 @@
 //! - [`bridge`]: the media worker thread and its handle, the API the focus calls
 //!   ([`api`]); [`router`] is its sans-IO core, [`demux`] routes datagrams of the
 //!   shared port, [`cert`] is the one DTLS certificate.
-//! - [`http`]: the bridge channel's WebSocket route for the web front door.
+//! - [`http`]: the bridge channel's WebSocket route, `/colibri/stats` and drain
+//!   for the web front door; [`metrics`]: the Prometheus collector.
 //! - [`channel`]: the bridge channel's JSON messages, in both client dialects.
 //! - [`speech`]: dominant-speaker detection from audio levels, silence dropping.
 //! - [`vp8`]: the VP8 payload descriptor (RFC 7741), read and patched in place.
@@ -23,6 +24,7 @@ pub mod channel;
 pub mod demux;
 mod endpoint;
 pub mod http;
+pub mod metrics;
 pub mod router;
 pub mod rtp;
 pub mod simulcast;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
-use str0m::{Event, Input, Output};
+use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
@@ -52,9 +52,17 @@ pub struct RouterStats {
     pub unroutable: u64,
     /// Datagrams an endpoint's stack refused (bad STUN integrity, bad SRTP tag, garbage).
     pub rejected: u64,
+    pub bytes_in: u64,
     pub packets_forwarded: u64,
+    /// Key frame requests (PLI) the bridge sent to senders.
     pub keyframe_requests: u64,
     pub datagrams_out: u64,
+    pub bytes_out: u64,
+    /// NACKs receivers sent the bridge, and the packets they reported lost.
+    pub nacks_received: u64,
+    pub packets_lost_reported: u64,
+    /// Endpoints whose ICE connectivity failed (consent lost, never connected).
+    pub ice_failures: u64,
     /// Conferences and endpoints now.
     pub conferences: usize,
     pub endpoints: usize,
@@ -70,9 +78,14 @@ impl RouterStats {
         self.datagrams_in += o.datagrams_in;
         self.unroutable += o.unroutable;
         self.rejected += o.rejected;
+        self.bytes_in += o.bytes_in;
         self.packets_forwarded += o.packets_forwarded;
         self.keyframe_requests += o.keyframe_requests;
         self.datagrams_out += o.datagrams_out;
+        self.bytes_out += o.bytes_out;
+        self.nacks_received += o.nacks_received;
+        self.packets_lost_reported += o.packets_lost_reported;
+        self.ice_failures += o.ice_failures;
         self.conferences += o.conferences;
         self.endpoints += o.endpoints;
         self.largest_conference = self.largest_conference.max(o.largest_conference);
@@ -300,6 +313,7 @@ impl Router {
     /// A datagram that arrived on the media port.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.stats.bytes_in += data.len() as u64;
         let Some(key) = self.demux.route(source, data) else {
             self.stats.unroutable += 1;
             return;
@@ -377,9 +391,10 @@ impl Router {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Datagram> {
-        let d = self.transmits.pop_front();
-        self.stats.datagrams_out += u64::from(d.is_some());
-        d
+        let d = self.transmits.pop_front()?;
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += d.contents.len() as u64;
+        Some(d)
     }
 
     /// Runs every dirty endpoint's stack until it waits, forwarding what it received.
@@ -421,6 +436,17 @@ impl Router {
                         }
                     }
                 }
+                Ok(Output::Event(Event::MediaEgressStats(e))) => {
+                    // Cumulative per stream: count what grew since the last report.
+                    let last = ep.egress_totals.entry((e.mid, e.rid)).or_default();
+                    let lost = e.remote.as_ref().map_or(last.1, |r| r.packets_lost);
+                    self.stats.nacks_received += e.nacks.saturating_sub(last.0);
+                    self.stats.packets_lost_reported += lost.saturating_sub(last.1);
+                    *last = (e.nacks.max(last.0), lost.max(last.1));
+                }
+                Ok(Output::Event(Event::IceConnectionStateChange(
+                    IceConnectionState::Disconnected,
+                ))) => self.stats.ice_failures += 1,
                 Ok(Output::Event(_)) => {}
                 Err(_) => break now + MAX_SLEEP,
             }

@@ -160,3 +160,43 @@ async fn a_wrong_secret_bridge_or_endpoint_is_refused() {
     );
     assert_eq!(status(format!("{base}{}", a.channel_path)).await, 101);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_bridge_keeps_its_conferences_and_refuses_new_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let bridge = Arc::new(
+        Bridge::start(BridgeConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let base = serve(bridge.clone()).await;
+    // Without the front door's peer address the request is not known to be local.
+    let host = base.trim_start_matches("ws://").split('/').next().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
+    tcp.write_all(b"POST /colibri/drain/enable HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(!bridge.is_draining());
+
+    let b = bridge.clone();
+    tokio::task::spawn_blocking(move || {
+        b.create_endpoint("running", "aaaa").unwrap();
+        b.set_draining(true);
+        assert_eq!(
+            b.create_endpoint("new", "bbbb"),
+            Err(sfu::api::ApiError::Draining)
+        );
+        b.create_endpoint("running", "cccc")
+            .expect("a conference already here still grows");
+        b.set_draining(false);
+        b.create_endpoint("new", "bbbb").unwrap();
+    })
+    .await
+    .unwrap();
+}

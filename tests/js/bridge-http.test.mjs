@@ -38,3 +38,32 @@ test('/colibri-ws refuses unknown bridges, conferences and secrets', ref.wrap(as
   assert.equal(await wsStatus(`${base}/another-bridge/conf/ep?pwd=x`), 404);
   assert.equal(await wsStatus(`${base}/oxbridge/conf/ep?pwd=x`), 403);
 }));
+
+test('/metrics carries the bridge counters next to the signaling ones', ref.wrap(async () => {
+  const res = await fetch(`${ref.server.http}/metrics`);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  for (const name of [
+    'oxbridge_sfu_datagrams_total{direction="in"}',
+    'oxbridge_sfu_bytes_total{direction="out"}',
+    'oxbridge_sfu_conferences',
+    'oxbridge_sfu_worker_endpoints{worker="0"}',
+    'oxbridge_sfu_ice_failures_total',
+    'oxbridge_xmpp_stanzas_in_total',
+  ]) {
+    assert.ok(text.split('\n').some((l) => l.startsWith(name)), `${name} in /metrics`);
+  }
+}));
+
+test('drain mode is switched from this host and shows in stats and metrics', ref.wrap(async () => {
+  const drain = async (on) => {
+    const res = await fetch(`${ref.server.http}/colibri/drain/${on ? 'enable' : 'disable'}`, { method: 'POST' });
+    assert.equal(res.status, 200);
+    const stats = await (await fetch(`${ref.server.http}/colibri/stats`)).json();
+    assert.equal(stats.drain, on);
+    const metrics = await (await fetch(`${ref.server.http}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^oxbridge_sfu_draining ${on ? 1 : 0}$`, 'm'));
+  };
+  await drain(true);
+  await drain(false);
+}));

@@ -41,8 +41,12 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn metrics(registry: Arc<prometheus::Registry>) -> impl IntoResponse {
+    // Some collectors ask other threads (the media workers): not on the runtime.
+    let families = tokio::task::spawn_blocking(move || registry.gather())
+        .await
+        .unwrap_or_default();
     let text = prometheus::TextEncoder::new()
-        .encode_to_string(&registry.gather())
+        .encode_to_string(&families)
         .unwrap_or_default();
     (
         StatusCode::OK,
@@ -91,7 +95,7 @@ async fn serve_with(
 ) {
     let mut stop = shutdown.clone();
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(_) => {
@@ -106,7 +110,12 @@ async fn serve_with(
         let tls = tls.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| app.clone().call(req));
+            // Handlers that only local operators may call look at the peer.
+            let service = hyper::service::service_fn(move |mut req: axum::extract::Request<_>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().call(req)
+            });
             let builder = auto::Builder::new(TokioExecutor::new());
             match tls {
                 None => {
