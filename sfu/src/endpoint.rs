@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::change::DirectApi;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
+use crate::allocation::RateMeter;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCandidate};
 use crate::cert::{Certificate, parse_hex_colon};
 use crate::channel::{Dialect, VideoConstraints};
@@ -79,6 +81,10 @@ pub(crate) struct Endpoint {
     pub heard_any: bool,
     /// Whether the others are told it is connected (protocol §6.8).
     pub active: bool,
+    /// Bits per second of each of its video layers, as `video_layers`.
+    pub video_rates: Vec<Vec<RateMeter>>,
+    /// The bridge's estimate of its downlink (transport-cc).
+    pub bwe_bps: Option<u64>,
     /// Last NACK and loss totals reported per stream sent to it.
     pub egress_totals: HashMap<(Mid, Option<Rid>), (u64, u64)>,
 }
@@ -105,7 +111,9 @@ impl Endpoint {
             .set_extension(EXT_ABS_SEND_TIME, Extension::AbsoluteSendTime)
             .set_extension(EXT_TRANSPORT_CC, Extension::TransportSequenceNumber)
             // NACK and loss counters for the metrics.
-            .set_stats_interval(Some(STATS_INTERVAL));
+            .set_stats_interval(Some(STATS_INTERVAL))
+            // Videobridge starts each receiver's estimate at 2.5 Mbit/s.
+            .enable_bwe(Some(Bitrate::kbps(2500)));
         let codecs = config.codec_config();
         codecs.add_config(
             Pt::from(OPUS_PT),
@@ -157,6 +165,8 @@ impl Endpoint {
             heard_any: false,
             active: true,
             egress_totals: HashMap::new(),
+            video_rates: Vec::new(),
+            bwe_bps: None,
         })
     }
 

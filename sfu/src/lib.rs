@@ -14,9 +14,11 @@
 //! - [`channel`]: the bridge channel's JSON messages, in both client dialects.
 //! - [`speech`]: dominant-speaker detection from audio levels, silence dropping.
 //! - [`vp8`]: the VP8 payload descriptor (RFC 7741), read and patched in place.
+//! - [`allocation`]: which layers fit a receiver's downlink, in its priority order.
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
 
+pub mod allocation;
 pub mod api;
 pub mod bridge;
 pub mod cert;

@@ -10,11 +10,13 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::BweKind;
 use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
+use crate::allocation::RateMeter;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::channel::{BridgeMessage, ClientMessage, Constraint, Dialect, VideoConstraints};
@@ -27,6 +29,8 @@ use forward::{subscribe, write_audio, write_video};
 
 /// Longest a router sleeps without looking at its endpoints.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
+/// How often allocations are redone with fresh rates and estimates.
+const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
 /// Bound on timeout passes for one endpoint at one instant.
 const MAX_PASSES: usize = 64;
 
@@ -112,6 +116,10 @@ pub struct Router {
     dirty: Vec<Key>,
     keyframe_wanted: Vec<(String, u32, u8)>,
     stats: RouterStats,
+    /// The time of the input being handled, for code without a `now` parameter.
+    now: Instant,
+    /// When every receiver's allocation was last redone with fresh rates.
+    allocated_at: Instant,
 }
 
 impl Router {
@@ -131,6 +139,8 @@ impl Router {
             dirty: Vec::new(),
             keyframe_wanted: Vec::new(),
             stats: RouterStats::default(),
+            now: Instant::now(),
+            allocated_at: Instant::now(),
         }
     }
 
@@ -209,6 +219,11 @@ impl Router {
         if let Some(s) = sources {
             ep.audio_ssrcs = s.audio.clone();
             ep.video_layers = s.video.iter().filter(|l| !l.is_empty()).cloned().collect();
+            ep.video_rates = ep
+                .video_layers
+                .iter()
+                .map(|l| vec![RateMeter::default(); l.len()])
+                .collect();
             ep.rtx = s.rtx.clone();
             ep.receive_sources();
             let (audio, video, rtx) = (
@@ -312,6 +327,7 @@ impl Router {
 
     /// A datagram that arrived on the media port.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.now = now;
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += data.len() as u64;
         let Some(key) = self.demux.route(source, data) else {
@@ -353,6 +369,16 @@ impl Router {
 
     /// Drives every endpoint whose deadline has come.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        // Layer rates and estimates drift: allocations follow once a second.
+        if now.saturating_duration_since(self.allocated_at) >= REALLOCATE_EVERY {
+            self.allocated_at = now;
+            for key in 0..self.endpoints.len() {
+                if self.endpoints[key].is_some() {
+                    self.apply_constraints(key);
+                }
+            }
+        }
         let mut keyframes = Vec::new();
         for (key, ep) in self.endpoints.iter_mut().enumerate() {
             let Some(ep) = ep else { continue };
@@ -444,6 +470,9 @@ impl Router {
                     self.stats.packets_lost_reported += lost.saturating_sub(last.1);
                     *last = (e.nacks.max(last.0), lost.max(last.1));
                 }
+                Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc {
+                    estimate, ..
+                }))) => ep.bwe_bps = Some(estimate.as_u64()),
                 Ok(Output::Event(Event::IceConnectionStateChange(
                     IceConnectionState::Disconnected,
                 ))) => self.stats.ice_failures += 1,
@@ -474,6 +503,11 @@ impl Router {
         let video = sender.video_layer_of(ssrc);
         if !is_audio && video.is_none() {
             return;
+        }
+        if let Some((source, layer)) = video
+            && let Some(i) = sender.video_layers.iter().position(|l| l[0] == source)
+        {
+            sender.video_rates[i][usize::from(layer)].add(now, p.payload.len());
         }
         if is_audio {
             // RFC 6464 levels are -dBov; str0m hands them over negated.

@@ -139,3 +139,60 @@ fn last_n_follows_the_dominant_speaker_and_a_vanished_endpoint_is_reported() {
         json!({"colibriClass":"EndpointConnectivityStatusChangeEvent","endpoint":"ben","active":"false"})
     );
 }
+
+#[test]
+fn a_receivers_bandwidth_caps_what_it_is_sent() {
+    let bridge = std::sync::Arc::new(bridge());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = serve_channels(&rt, &bridge);
+    let (viewer, local) = join_with(&bridge, "room", "viewer", 1000, &[]);
+    let mut room = Room {
+        ps: vec![viewer],
+        frame: 0,
+    };
+    room.ps
+        .push(join_with(&bridge, "room", "anna", 1001, &[5001]).0);
+    room.ps[0].expect(1001, MediaKind::Audio);
+    room.ps[0].expect(5001, MediaKind::Video);
+    connect_all(&mut room.ps);
+    let mut ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!(
+            "{base}{}",
+            local.channel_path
+        )))
+        .unwrap()
+        .0;
+    let wish = |ws: &mut Ws, assumed_bps: u64| {
+        rt.block_on(
+            ws.send(Message::text(
+                json!({"colibriClass":"ReceiverVideoConstraints","lastN":-1,
+                   "defaultConstraints":{"maxHeight":720},"assumedBandwidthBps":assumed_bps})
+                .to_string(),
+            )),
+        )
+        .unwrap();
+    };
+    // A downlink of 1 kbit/s carries no camera: once the bridge has measured
+    // anna's rate, her video is no longer forwarded.
+    wish(&mut ws, 1000);
+    room.until(&rt, &mut ws, 1, 2, "video dropped for bandwidth", |v| {
+        v["colibriClass"] == "ForwardedSources" && v["forwardedSources"] == json!([])
+    });
+    let held = room.video_from(1);
+    for _ in 0..40 {
+        room.frame(1, 2);
+    }
+    assert!(
+        room.video_from(1) <= held + 1,
+        "video kept flowing over a 1 kbit/s downlink"
+    );
+
+    // 10 Mbit/s: it comes back.
+    wish(&mut ws, 10_000_000);
+    room.until(&rt, &mut ws, 1, 2, "video back", forwarded("anna-v0"));
+    let back = room.video_from(1);
+    for _ in 0..60 {
+        room.frame(1, 2);
+    }
+    assert!(room.video_from(1) > back + 10, "video flows again");
+}

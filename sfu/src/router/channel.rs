@@ -3,6 +3,7 @@
 //! sender constraints).
 
 use super::*;
+use crate::allocation::{Wish, allocate};
 
 impl Router {
     /// Checks a bridge-channel URL's secret before the WebSocket is accepted.
@@ -222,15 +223,36 @@ impl Router {
             }
         }
         targets.sort_by_key(|t| t.0);
+        let now = self.now;
+        let mut wishes = Vec::with_capacity(targets.len());
         let targets: Vec<_> = targets
             .into_iter()
             .enumerate()
             .map(|(i, (_, source, sender, id, name, height))| {
                 let height = if i < last_n { height } else { 0 };
-                let layer = self.endpoints[sender]
-                    .as_ref()
-                    .and_then(|s| s.video_layers.iter().find(|l| l[0] == source))
-                    .and_then(|l| layer_for_height(height, l.len()));
+                let s = self.endpoints[sender].as_ref();
+                let index = s.and_then(|s| s.video_layers.iter().position(|l| l[0] == source));
+                let (wanted, rates) = match (s, index) {
+                    (Some(s), Some(i)) => (
+                        layer_for_height(height, s.video_layers[i].len()),
+                        s.video_rates[i].iter().map(|r| r.bps(now)).collect(),
+                    ),
+                    _ => (None, Vec::new()),
+                };
+                wishes.push(Wish { wanted, rates });
+                (source, sender, id, name, height)
+            })
+            .collect();
+        // The downlink caps it: the bridge's estimate, or what the client says it has.
+        let budget = match (ep.bwe_bps, c.assumed_bandwidth_bps) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let layers = allocate(&wishes, budget);
+        let targets: Vec<_> = targets
+            .into_iter()
+            .zip(layers)
+            .map(|((source, sender, id, name, height), layer)| {
                 (source, sender, id, name, height, layer)
             })
             .collect();

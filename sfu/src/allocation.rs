@@ -1,0 +1,167 @@
+//! Which layer of each video source a receiver gets when its downlink cannot
+//! carry everything it asked for (protocol §6.5, §6.7).
+//!
+//! Sources come in the receiver's priority order (on stage, selected, recent
+//! speakers, the rest). Everyone wanted gets the lowest layer first, in that
+//! order, while the budget lasts; a source that does not fit ends the pass, so a
+//! less important one never takes the place of a more important one. What is
+//! left upgrades sources, again in order, towards the layer they asked for.
+//!
+//! ```
+//! use sfu::allocation::{Wish, allocate};
+//! let on_stage = Wish { wanted: Some(2), rates: vec![150_000, 500_000, 1_500_000] };
+//! let thumbnail = Wish { wanted: Some(0), rates: vec![150_000, 500_000, 1_500_000] };
+//! // 800 kbit/s: both thumbnails fit, then the speaker moves up to 500 kbit/s.
+//! assert_eq!(allocate(&[on_stage, thumbnail], Some(800_000)), [Some(1), Some(0)]);
+//! ```
+
+/// What the receiver wants of one source and what each layer costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wish {
+    /// Highest layer wanted (`None`: no video of this source).
+    pub wanted: Option<u8>,
+    /// Measured bits per second of each layer, lowest first (0: not measured yet).
+    pub rates: Vec<u64>,
+}
+
+impl Wish {
+    fn rate(&self, layer: u8) -> u64 {
+        self.rates.get(usize::from(layer)).copied().unwrap_or(0)
+    }
+}
+
+/// The layer each source is sent within `budget` bits per second (`None`: no limit).
+pub fn allocate(wishes: &[Wish], budget: Option<u64>) -> Vec<Option<u8>> {
+    let Some(mut left) = budget else {
+        return wishes.iter().map(|w| w.wanted).collect();
+    };
+    let mut layers: Vec<Option<u8>> = vec![None; wishes.len()];
+    for (i, w) in wishes.iter().enumerate() {
+        if w.wanted.is_none() {
+            continue;
+        }
+        let cost = w.rate(0);
+        if cost > left {
+            break;
+        }
+        left -= cost;
+        layers[i] = Some(0);
+    }
+    for (i, w) in wishes.iter().enumerate() {
+        let (Some(mut at), Some(wanted)) = (layers[i], w.wanted) else {
+            continue;
+        };
+        while at < wanted {
+            // A higher layer replaces the lower one; it does not add to it.
+            let extra = w.rate(at + 1).saturating_sub(w.rate(at));
+            if extra > left {
+                break;
+            }
+            left -= extra;
+            at += 1;
+        }
+        layers[i] = Some(at);
+    }
+    layers
+}
+
+/// Bits per second of one stream, over windows of about a second.
+#[derive(Debug, Clone, Copy)]
+pub struct RateMeter {
+    window_start: Option<std::time::Instant>,
+    bytes: u64,
+    bps: u64,
+}
+
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter {
+            window_start: None,
+            bytes: 0,
+            bps: 0,
+        }
+    }
+}
+
+impl RateMeter {
+    pub fn add(&mut self, now: std::time::Instant, bytes: usize) {
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= WINDOW {
+            self.bps = self.bytes * 8 * 1000 / elapsed.as_millis().max(1) as u64;
+            self.bytes = 0;
+            self.window_start = Some(now);
+        }
+        self.bytes += bytes as u64;
+    }
+
+    /// The last full window's rate; 0 once the stream has been quiet for two.
+    pub fn bps(&self, now: std::time::Instant) -> u64 {
+        match self.window_start {
+            Some(s) if now.saturating_duration_since(s) < 2 * WINDOW => self.bps,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn wish(wanted: Option<u8>) -> Wish {
+        Wish {
+            wanted,
+            rates: vec![100, 300, 1000],
+        }
+    }
+
+    #[test]
+    fn no_budget_gives_everyone_what_they_asked() {
+        let w = [wish(Some(2)), wish(None), wish(Some(1))];
+        assert_eq!(allocate(&w, None), [Some(2), None, Some(1)]);
+    }
+
+    #[test]
+    fn thumbnails_first_then_upgrades_in_priority_order() {
+        let w = [wish(Some(2)), wish(Some(2)), wish(Some(2))];
+        assert_eq!(allocate(&w, Some(300)), [Some(0), Some(0), Some(0)]);
+        assert_eq!(allocate(&w, Some(500)), [Some(1), Some(0), Some(0)]);
+        assert_eq!(allocate(&w, Some(1300)), [Some(2), Some(0), Some(0)]);
+        assert_eq!(allocate(&w, Some(1500)), [Some(2), Some(1), Some(0)]);
+    }
+
+    #[test]
+    fn a_source_that_does_not_fit_keeps_less_important_ones_out() {
+        let big = Wish {
+            wanted: Some(0),
+            rates: vec![500],
+        };
+        assert_eq!(
+            allocate(&[wish(Some(0)), big, wish(Some(0))], Some(300)),
+            [Some(0), None, None]
+        );
+    }
+
+    #[test]
+    fn unmeasured_layers_cost_nothing() {
+        let new = Wish {
+            wanted: Some(2),
+            rates: vec![],
+        };
+        assert_eq!(allocate(&[new], Some(0)), [Some(2)]);
+    }
+
+    #[test]
+    fn rates_are_measured_per_second_and_forgotten_when_quiet() {
+        let t = Instant::now();
+        let mut m = RateMeter::default();
+        for i in 0..=50 {
+            m.add(t + Duration::from_millis(20 * i), 1250);
+        }
+        assert_eq!(m.bps(t + Duration::from_secs(1)), 500_000);
+        assert_eq!(m.bps(t + Duration::from_secs(4)), 0);
+    }
+}
