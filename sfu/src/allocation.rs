@@ -66,7 +66,7 @@ pub fn allocate(wishes: &[Wish], budget: Option<u64>) -> Vec<Option<u8>> {
 }
 
 /// Bits per second of one stream, over windows of about a second.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RateMeter {
     window_start: Option<std::time::Instant>,
     bytes: u64,
@@ -74,16 +74,6 @@ pub struct RateMeter {
 }
 
 const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl Default for RateMeter {
-    fn default() -> Self {
-        RateMeter {
-            window_start: None,
-            bytes: 0,
-            bps: 0,
-        }
-    }
-}
 
 impl RateMeter {
     pub fn add(&mut self, now: std::time::Instant, bytes: usize) {
