@@ -45,6 +45,8 @@ pub struct SfuConfig {
     pub id: String,
     /// Media worker threads (a conference lives on one); 0 is one per core.
     pub workers: usize,
+    /// Where this bridge runs (matched against participants' regions).
+    pub region: Option<String>,
 }
 
 impl Default for SfuConfig {
@@ -55,6 +57,7 @@ impl Default for SfuConfig {
             advertise: bridge.advertise,
             id: bridge.id,
             workers: bridge.workers,
+            region: bridge.region,
         }
     }
 }
@@ -66,6 +69,7 @@ impl SfuConfig {
             advertise: self.advertise,
             id: self.id.clone(),
             workers: self.workers,
+            region: self.region.clone(),
         }
     }
 }

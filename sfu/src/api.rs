@@ -92,3 +92,42 @@ impl Sources {
         self.rtx.iter().find(|(s, _)| *s == ssrc).map(|(_, r)| *r)
     }
 }
+
+/// How busy a bridge is and whether it takes new conferences, for choosing
+/// among several.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeLoad {
+    pub endpoints: usize,
+    pub draining: bool,
+    /// Where the bridge runs (`jitsi_participant_region` matches it).
+    pub region: Option<String>,
+}
+
+/// What a focus asks of a bridge, with Colibri2's semantics. The in-process
+/// [`Bridge`](crate::bridge::Bridge) implements it; an adapter speaking
+/// Colibri2 over XMPP to a remote bridge can too.
+///
+/// ```
+/// fn offer_side(bridge: &dyn sfu::api::Colibri) -> Result<String, sfu::api::ApiError> {
+///     let local = bridge.create_endpoint("conf-1", "ab12cd34")?;
+///     Ok(format!("{}/{}", bridge.id(), local.channel_path))
+/// }
+/// ```
+pub trait Colibri: Send + Sync {
+    /// The id in this bridge's channel URLs (`/colibri-ws/<id>/…`).
+    fn id(&self) -> &str;
+    /// Allocates an endpoint (and its conference, with the first one).
+    fn create_endpoint(&self, conference: &str, endpoint: &str)
+    -> Result<LocalTransport, ApiError>;
+    /// The client's transport and/or its complete current sources.
+    fn update_endpoint(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        remote: Option<RemoteTransport>,
+        sources: Option<Sources>,
+    ) -> Result<(), ApiError>;
+    fn expire_endpoint(&self, conference: &str, endpoint: &str) -> Result<(), ApiError>;
+    fn expire_conference(&self, conference: &str) -> Result<(), ApiError>;
+    fn load(&self) -> BridgeLoad;
+}

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 
-use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
+use crate::api::{ApiError, BridgeLoad, Colibri, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::router::{Router, RouterStats};
 use port::{INBOUND_CAP, Lane, Pool, Port, PortCounters};
@@ -41,6 +41,8 @@ pub struct BridgeConfig {
     pub id: String,
     /// Media worker threads; 0 means one per core.
     pub workers: usize,
+    /// Where this bridge runs, for region-aware bridge selection.
+    pub region: Option<String>,
 }
 
 impl Default for BridgeConfig {
@@ -50,6 +52,7 @@ impl Default for BridgeConfig {
             advertise: None,
             id: "oxbridge".into(),
             workers: 0,
+            region: None,
         }
     }
 }
@@ -75,6 +78,7 @@ struct Placement {
 /// A running bridge.
 pub struct Bridge {
     id: String,
+    region: Option<String>,
     addr: SocketAddr,
     workers: Vec<Worker>,
     placement: Mutex<Placement>,
@@ -146,6 +150,7 @@ impl Bridge {
             .spawn(move || port.run())?;
         Ok(Bridge {
             id: config.id,
+            region: config.region,
             addr,
             placement: Mutex::new(Placement {
                 conferences: HashMap::new(),
@@ -327,6 +332,46 @@ impl Bridge {
         out.totals.unroutable += c.unroutable.load(Ordering::Relaxed);
         out.overload_drops = c.overload_drops.load(Ordering::Relaxed);
         Some(out)
+    }
+}
+
+impl Colibri for Bridge {
+    fn id(&self) -> &str {
+        Bridge::id(self)
+    }
+
+    fn create_endpoint(
+        &self,
+        conference: &str,
+        endpoint: &str,
+    ) -> Result<LocalTransport, ApiError> {
+        Bridge::create_endpoint(self, conference, endpoint)
+    }
+
+    fn update_endpoint(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        remote: Option<RemoteTransport>,
+        sources: Option<Sources>,
+    ) -> Result<(), ApiError> {
+        Bridge::update_endpoint(self, conference, endpoint, remote, sources)
+    }
+
+    fn expire_endpoint(&self, conference: &str, endpoint: &str) -> Result<(), ApiError> {
+        Bridge::expire_endpoint(self, conference, endpoint)
+    }
+
+    fn expire_conference(&self, conference: &str) -> Result<(), ApiError> {
+        Bridge::expire_conference(self, conference)
+    }
+
+    fn load(&self) -> BridgeLoad {
+        BridgeLoad {
+            endpoints: self.placement().endpoints.iter().sum(),
+            draining: self.is_draining(),
+            region: self.region.clone(),
+        }
     }
 }
 

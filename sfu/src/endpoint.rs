@@ -40,6 +40,8 @@ pub(crate) struct VideoForward {
     pub last_seq: Option<u64>,
     /// The height the receiver asked for (0: none).
     pub wanted_height: u32,
+    /// A layer fixed through the API, which allocation leaves alone.
+    pub pinned: Option<Option<u8>>,
 }
 
 /// One endpoint of a conference.
@@ -60,6 +62,9 @@ pub(crate) struct Endpoint {
     pub video_in: HashMap<u32, VideoForward>,
     /// Streams declared towards this endpoint, to keep rids unique.
     tx_count: u32,
+    /// The source (first SSRC) behind each stream's rid, so a key frame
+    /// request from this receiver reaches only that source's sender.
+    pub tx_by_rid: HashMap<Rid, u32>,
     /// Secret of this endpoint's bridge-channel URL, fixed for its life.
     pub channel_pwd: String,
     /// Messages to this endpoint's bridge channel, when one is open.
@@ -153,6 +158,7 @@ impl Endpoint {
             rtx: Vec::new(),
             video_in: HashMap::new(),
             tx_count: 0,
+            tx_by_rid: HashMap::new(),
             channel_pwd: random_token(24),
             channel: None,
             dialect: Dialect::Sources,
@@ -256,6 +262,7 @@ impl Endpoint {
         }
         self.tx_count += 1;
         let rid = Rid::from(format!("s{}", self.tx_count).as_str());
+        self.tx_by_rid.insert(rid, *ssrc);
         let mid = Mid::from(if kind == MediaKind::Audio {
             AUDIO_MID
         } else {

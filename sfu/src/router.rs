@@ -265,6 +265,7 @@ impl Router {
             .get_mut(&source)
             .ok_or_else(|| ApiError::BadRequest(format!("no video source {source}")))?;
         fwd.forwarder.set_target(layer);
+        fwd.pinned = Some(layer);
         Ok(())
     }
 
@@ -453,9 +454,14 @@ impl Router {
                 }),
                 Ok(Output::Timeout(t)) => break t,
                 Ok(Output::Event(Event::RtpPacket(p))) => self.received.push(p),
-                Ok(Output::Event(Event::KeyframeRequest(_))) => {
-                    // A receiver lost its picture: its senders are asked for a key frame.
+                Ok(Output::Event(Event::KeyframeRequest(r))) => {
+                    // A receiver lost its picture: the sender of that stream is
+                    // asked for a key frame of the layer being forwarded.
+                    let named = r.rid.and_then(|rid| ep.tx_by_rid.get(&rid)).copied();
                     for (source, fwd) in &ep.video_in {
+                        if named.is_some_and(|n| n != *source) {
+                            continue;
+                        }
                         if let Some(layer) = fwd.forwarder.current() {
                             self.keyframe_wanted
                                 .push((ep.conference.clone(), *source, layer));

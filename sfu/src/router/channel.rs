@@ -260,6 +260,7 @@ impl Router {
         let (mut endpoints, mut sources) = (Vec::new(), Vec::new());
         for (source, _, sender_id, name, height, layer) in &targets {
             if let Some(f) = ep.video_in.get_mut(source) {
+                let layer = &f.pinned.unwrap_or(*layer);
                 f.forwarder.set_target(*layer);
                 f.wanted_height = *height;
                 if layer.is_some() {

@@ -24,6 +24,7 @@ pub(super) fn subscribe(
                 forwarder,
                 last_seq: None,
                 wanted_height: 0,
+                pinned: None,
             }
         });
     }

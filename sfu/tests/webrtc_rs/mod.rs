@@ -1,21 +1,29 @@
 //! A second, independent test participant: webrtc-rs 0.21 (the sans-IO `rtc`
 //! crate) on a real UDP socket. Unlike the str0m participant it is driven
 //! only by SDP, as a browser is: it synthesises the offer that
-//! lib-jitsi-meet would build from the bridge's Jingle session-initiate,
-//! answers it (ICE controlled, DTLS client, `setup=active`) and hands the
-//! bridge a `RemoteTransport` taken from the answer, as session-accept does.
+//! lib-jitsi-meet would build from the bridge's Jingle session-initiate
+//! ([`sdp`]), answers it (ICE controlled, DTLS client, `setup=active`) and
+//! hands the bridge a `RemoteTransport` taken from the answer, as
+//! session-accept does. Its own video is 3-layer simulcast: one track with
+//! an encoding (SSRC + RTX SSRC) per layer, as Chrome sends under
+//! lib-jitsi-meet.
+
+mod feedback;
+pub mod peer;
+pub mod sdp;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
@@ -25,32 +33,70 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use sfu::api::{LocalTransport, RemoteTransport, Setup};
+use sfu::api::{LocalTransport, RemoteTransport, Setup, Sources};
 
-pub const OPUS: u8 = 111;
-/// The bridge's audio level extension id (RFC 6464); the offer maps it so
-/// the answer, and so our sender, uses the same id.
-const EXT_AUDIO_LEVEL: u8 = 1;
-const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub use sdp::RemoteSource;
+use sdp::{AUDIO_LEVEL_URI, EXT_AUDIO_LEVEL, OPUS, VP8, VP8_RTX, attribute};
+
+/// What this participant sends: audio, and simulcast layers (SSRC, RTX SSRC), lowest first.
+#[derive(Debug, Clone, Default)]
+pub struct LocalSources {
+    pub audio: u32,
+    pub video: Vec<(u32, u32)>,
+}
+
+impl LocalSources {
+    /// As session-accept signals them: a SIM group of the layers, an FID pair for each.
+    pub fn for_bridge(&self) -> Sources {
+        Sources {
+            audio: vec![self.audio],
+            video: if self.video.is_empty() {
+                vec![]
+            } else {
+                vec![self.video.iter().map(|(s, _)| *s).collect()]
+            },
+            rtx: self.video.clone(),
+        }
+    }
+}
+
+/// An RTP packet as the application got it (after SRTP, RTX unwrapping).
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub seq: u16,
+    pub timestamp: u32,
+    pub payload: Vec<u8>,
+}
 
 pub struct WebrtcRsParticipant {
     pub name: String,
     pc: RTCPeerConnection,
     socket: UdpSocket,
     addr: SocketAddr,
-    audio_ssrc: u32,
+    local: LocalSources,
     audio_sender: RTCRtpSenderId,
-    seq: u16,
+    video_sender: Option<RTCRtpSenderId>,
+    seq: HashMap<u32, u16>,
     pub connected: bool,
-    /// Received RTP payloads by SSRC.
-    pub got: HashMap<u32, Vec<Vec<u8>>>,
+    /// Received packets by SSRC.
+    pub got: HashMap<u32, Vec<Got>>,
+    /// RTP datagrams that reached our socket, by SSRC (read from the
+    /// unencrypted header, before loss and before the stack): what the bridge sent us.
+    pub wire: HashMap<u32, usize>,
+    /// Per SSRC, which of its incoming RTP datagrams (counted from 0) the
+    /// network loses before the stack sees them.
+    pub lose: HashMap<u32, Vec<usize>>,
+    /// PLI/FIR the bridge sent us, by the media SSRC they name.
+    pub keyframe_requests: HashMap<u32, usize>,
 }
 
 fn opus() -> RTCRtpCodec {
@@ -63,96 +109,88 @@ fn opus() -> RTCRtpCodec {
     }
 }
 
-/// The offer a browser would build from the bridge's session-initiate:
-/// bridge transport, one sendrecv audio m-line, an `a=ssrc` for every
-/// remote audio source (webrtc-rs binds incoming SSRCs by these).
-fn offer_sdp(bridge: &LocalTransport, remote_audio: &[u32]) -> String {
-    let mut s = String::new();
-    s.push_str("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
-    s.push_str("a=group:BUNDLE audio\r\na=msid-semantic: WMS *\r\n");
-    // No a=ice-lite: the bridge runs full ICE, so as offerer it controls.
-    write!(s, "m=audio 9 UDP/TLS/RTP/SAVPF {OPUS}\r\n").unwrap();
-    s.push_str("c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n");
-    write!(
-        s,
-        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
-        bridge.ufrag, bridge.pwd
-    )
-    .unwrap();
-    write!(
-        s,
-        "a=fingerprint:{} {}\r\n",
-        bridge.fingerprint_hash, bridge.fingerprint
-    )
-    .unwrap();
-    s.push_str("a=setup:actpass\r\na=mid:audio\r\n");
-    write!(s, "a=extmap:{EXT_AUDIO_LEVEL} {AUDIO_LEVEL_URI}\r\n").unwrap();
-    s.push_str("a=sendrecv\r\na=rtcp-mux\r\n");
-    write!(s, "a=rtpmap:{OPUS} opus/48000/2\r\n").unwrap();
-    write!(s, "a=fmtp:{OPUS} minptime=10;useinbandfec=1\r\n").unwrap();
-    for ssrc in remote_audio {
-        write!(s, "a=ssrc:{ssrc} cname:remote-{ssrc}\r\n").unwrap();
-        write!(s, "a=ssrc:{ssrc} msid:stream-{ssrc} audio-{ssrc}\r\n").unwrap();
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        // nack, nack pli and transport-cc come with the default interceptors.
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "ccm".to_owned(),
+            parameter: "fir".to_owned(),
+        }],
     }
-    for c in &bridge.candidates {
-        write!(
-            s,
-            "a=candidate:{} {} {} {} {} {} typ {}\r\n",
-            c.foundation,
-            c.component,
-            c.protocol,
-            c.priority,
-            c.address.ip(),
-            c.address.port(),
-            c.kind
-        )
-        .unwrap();
-    }
-    s.push_str("a=end-of-candidates\r\n");
-    s
 }
 
-/// The value of the first `a=<name>:` line of an SDP.
-fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
-    let prefix = format!("a={name}:");
-    sdp.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .map(str::trim)
+fn media_engine() -> MediaEngine {
+    let mut media = MediaEngine::default();
+    let codecs = [
+        (opus(), OPUS, RtpCodecKind::Audio),
+        (vp8(), VP8, RtpCodecKind::Video),
+        (
+            RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={VP8}"),
+                rtcp_feedback: vec![],
+            },
+            VP8_RTX,
+            RtpCodecKind::Video,
+        ),
+    ];
+    for (rtp_codec, payload_type, kind) in codecs {
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec,
+                    payload_type,
+                },
+                kind,
+            )
+            .unwrap();
+    }
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .unwrap();
+    media
+}
+
+/// RTP, not RTCP, by RFC 7983's first byte and RFC 5761's payload types.
+fn rtp_ssrc(buf: &[u8]) -> Option<u32> {
+    let rtp =
+        buf.len() >= 12 && (128..192).contains(&buf[0]) && !(72..80).contains(&(buf[1] & 0x7F));
+    rtp.then(|| u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]))
 }
 
 impl WebrtcRsParticipant {
-    /// Answers the bridge's (synthesised) offer, sending audio on `audio_ssrc`
-    /// and expecting the remote audio SSRCs in `remote_audio`.
+    /// Answers the bridge's (synthesised) offer listing the `remote` sources,
+    /// sending what `local` says.
     pub fn new(
         name: &str,
         bridge: &LocalTransport,
-        audio_ssrc: u32,
-        remote_audio: &[u32],
+        local: &LocalSources,
+        remote: &[RemoteSource],
     ) -> WebrtcRsParticipant {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let addr = socket.local_addr().unwrap();
 
-        let mut media = MediaEngine::default();
-        media
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: opus(),
-                    payload_type: OPUS,
-                },
-                RtpCodecKind::Audio,
-            )
-            .unwrap();
-        media
-            .register_header_extension(
-                RTCRtpHeaderExtensionCapability {
-                    uri: AUDIO_LEVEL_URI.to_owned(),
-                },
-                RtpCodecKind::Audio,
-                None,
-            )
-            .unwrap();
-        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let mut media = media_engine();
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .unwrap()
+            // Application-most, after every interceptor that reads RTCP.
+            .with(
+                Slot::from(20_000),
+                feedback::KeyframeRequestsToApp::default(),
+            );
         // The browser's default, stated: the answerer is the DTLS client (setup=active).
         let settings = SettingEngineBuilder::new()
             .with_answering_dtls_role(RTCDtlsRole::Client)
@@ -166,24 +204,39 @@ impl WebrtcRsParticipant {
             .build(now)
             .unwrap();
 
-        let offer = RTCSessionDescription::offer(offer_sdp(bridge, remote_audio)).unwrap();
-        pc.set_remote_description(now, offer).unwrap();
+        let offer = sdp::offer(bridge, remote);
+        pc.set_remote_description(now, RTCSessionDescription::offer(offer).unwrap())
+            .unwrap();
 
-        let track = MediaStreamTrack::new(
-            format!("{name}-stream"),
-            format!("{name}-audio"),
-            format!("{name}-audio"),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(audio_ssrc),
-                    ..Default::default()
-                },
-                codec: opus(),
-                ..Default::default()
-            }],
-        );
-        let audio_sender = pc.add_track(track).unwrap();
+        // add_track takes the first free transceiver of its kind: the `audio`
+        // and `video` m-lines, which come before the remote sources' ones.
+        let audio_sender = pc
+            .add_track(MediaStreamTrack::new(
+                format!("{name}-stream"),
+                format!("{name}-audio"),
+                format!("{name}-audio"),
+                RtpCodecKind::Audio,
+                vec![encoding(local.audio, None, "", opus())],
+            ))
+            .unwrap();
+        let video_sender = (!local.video.is_empty()).then(|| {
+            // One encoding per layer; rids keep webrtc-rs from cutting them down
+            // to one. The rid extension is not negotiated, so none go on the wire.
+            let encodings = local
+                .video
+                .iter()
+                .enumerate()
+                .map(|(i, (ssrc, rtx))| encoding(*ssrc, Some(*rtx), &format!("l{i}"), vp8()))
+                .collect();
+            pc.add_track(MediaStreamTrack::new(
+                format!("{name}-stream"),
+                format!("{name}-video"),
+                format!("{name}-video"),
+                RtpCodecKind::Video,
+                encodings,
+            ))
+            .unwrap()
+        });
 
         let host = CandidateHostConfig {
             base_config: CandidateConfig {
@@ -208,11 +261,15 @@ impl WebrtcRsParticipant {
             pc,
             socket,
             addr,
-            audio_ssrc,
+            local: local.clone(),
             audio_sender,
-            seq: 1000,
+            video_sender,
+            seq: HashMap::new(),
             connected: false,
             got: HashMap::new(),
+            wire: HashMap::new(),
+            lose: HashMap::new(),
+            keyframe_requests: HashMap::new(),
         }
     }
 
@@ -236,20 +293,25 @@ impl WebrtcRsParticipant {
         }
     }
 
+    /// The sources session-accept announces.
+    pub fn sources(&self) -> Sources {
+        self.local.for_bridge()
+    }
+
+    fn next_seq(&mut self, ssrc: u32) -> u16 {
+        // Each SSRC starts elsewhere, as real senders' random starts do.
+        let s = self
+            .seq
+            .entry(ssrc)
+            .or_insert((ssrc.wrapping_mul(7919) % 30_000) as u16);
+        *s = s.wrapping_add(1);
+        *s
+    }
+
     /// Sends one opus packet on our SSRC with an audio level (-dBov, 0..=127).
     pub fn send_audio(&mut self, timestamp: u32, level: u8, payload: Vec<u8>) {
-        self.seq = self.seq.wrapping_add(1);
-        let mut packet = rtc::rtp::Packet {
-            header: rtc::rtp::header::Header {
-                version: 2,
-                payload_type: OPUS,
-                sequence_number: self.seq,
-                timestamp,
-                ssrc: self.audio_ssrc,
-                ..Default::default()
-            },
-            payload: Bytes::from(payload),
-        };
+        let ssrc = self.local.audio;
+        let mut packet = packet(OPUS, self.next_seq(ssrc), timestamp, ssrc, payload);
         // RFC 6464: voice activity bit, then the level.
         packet
             .header
@@ -259,7 +321,45 @@ impl WebrtcRsParticipant {
             .rtp_sender(self.audio_sender)
             .expect("audio sender")
             .write_rtp(Instant::now(), packet)
-            .expect("write_rtp");
+            .expect("write_rtp audio");
+        self.flush();
+    }
+
+    /// Sends one VP8 packet (a whole frame) on one of our layers' SSRC.
+    pub fn send_video(&mut self, ssrc: u32, timestamp: u32, payload: Vec<u8>) {
+        let sender = self.video_sender.expect("this participant sends video");
+        let mut packet = packet(VP8, self.next_seq(ssrc), timestamp, ssrc, payload);
+        packet.header.marker = true;
+        self.pc
+            .rtp_sender(sender)
+            .expect("video sender")
+            .write_rtp(Instant::now(), packet)
+            .expect("write_rtp video");
+        self.flush();
+    }
+
+    /// Asks for a key frame of a remote source, as a browser's decoder does.
+    pub fn send_pli(&mut self, media_ssrc: u32) {
+        let receiver = self
+            .pc
+            .get_receivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find(|id| {
+                self.pc
+                    .rtp_receiver(*id)
+                    .is_some_and(|r| r.track().ssrcs().any(|s| s == media_ssrc))
+            })
+            .expect("a receiver for that SSRC");
+        let pli = PictureLossIndication {
+            sender_ssrc: self.local.audio,
+            media_ssrc,
+        };
+        self.pc
+            .rtp_receiver(receiver)
+            .unwrap()
+            .write_rtcp(Instant::now(), vec![Box::new(pli)])
+            .expect("write_rtcp");
         self.flush();
     }
 
@@ -269,6 +369,14 @@ impl WebrtcRsParticipant {
         let mut buf = [0u8; 2048];
         loop {
             while let Ok((n, peer_addr)) = self.socket.recv_from(&mut buf) {
+                if let Some(ssrc) = rtp_ssrc(&buf[..n]) {
+                    let count = self.wire.entry(ssrc).or_default();
+                    let index = *count;
+                    *count += 1;
+                    if self.lose.get(&ssrc).is_some_and(|l| l.contains(&index)) {
+                        continue;
+                    }
+                }
                 let _ = self.pc.handle_read(TaggedBytesMut {
                     now: Instant::now(),
                     transport: TransportContext {
@@ -304,16 +412,76 @@ impl WebrtcRsParticipant {
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, p) = message {
-                self.got
-                    .entry(p.header.ssrc)
-                    .or_default()
-                    .push(p.payload.to_vec());
+            match message {
+                RTCMessage::RtpPacket(_, p) => {
+                    self.got.entry(p.header.ssrc).or_default().push(Got {
+                        seq: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        payload: p.payload.to_vec(),
+                    });
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for p in packets {
+                        let any = p.as_any();
+                        let named: Vec<u32> =
+                            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                                vec![pli.media_ssrc]
+                            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                                fir.fir.iter().map(|f| f.ssrc).collect()
+                            } else {
+                                vec![]
+                            };
+                        for ssrc in named {
+                            *self.keyframe_requests.entry(ssrc).or_default() += 1;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
 
     pub fn payloads_from(&self, ssrc: u32) -> Vec<Vec<u8>> {
-        self.got.get(&ssrc).cloned().unwrap_or_default()
+        self.got
+            .get(&ssrc)
+            .map(|v| v.iter().map(|g| g.payload.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn on_wire(&self, ssrc: u32) -> usize {
+        self.wire.get(&ssrc).copied().unwrap_or(0)
+    }
+}
+
+fn encoding(
+    ssrc: u32,
+    rtx: Option<u32>,
+    rid: &str,
+    codec: RTCRtpCodec,
+) -> RTCRtpEncodingParameters {
+    RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            rid: rid.to_owned(),
+            ssrc: Some(ssrc),
+            rtx: rtx.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+            ..Default::default()
+        },
+        active: true,
+        codec,
+        ..Default::default()
+    }
+}
+
+fn packet(pt: u8, seq: u16, timestamp: u32, ssrc: u32, payload: Vec<u8>) -> rtc::rtp::Packet {
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
     }
 }
