@@ -18,6 +18,7 @@ pub struct Config {
     pub auth: signaling::config::AuthConfig,
     pub muc: signaling::config::MucConfig,
     pub sfu: SfuConfig,
+    pub focus: FocusSection,
 }
 
 impl Default for Config {
@@ -29,6 +30,31 @@ impl Default for Config {
             auth: Default::default(),
             muc: Default::default(),
             sfu: SfuConfig::default(),
+            focus: FocusSection::default(),
+        }
+    }
+}
+
+/// The conference focus (Jicofo's job).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FocusSection {
+    /// Run the in-process focus; off when a stock Jicofo (an external
+    /// component for `focus.<domain>`) does the job.
+    pub enabled: bool,
+    /// Participants present before anyone gets a media session.
+    pub min_participants: usize,
+    /// A participant left alone loses its media session after this long.
+    pub single_participant_timeout_secs: u64,
+}
+
+impl Default for FocusSection {
+    fn default() -> Self {
+        let d = focus::FocusConfig::default();
+        FocusSection {
+            enabled: true,
+            min_participants: d.min_participants,
+            single_participant_timeout_secs: d.single_participant_timeout.as_secs(),
         }
     }
 }
@@ -79,6 +105,9 @@ impl SfuConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// How browsers reach this server (`https://meet.example.com`), when it is
+    /// not the listen address: bridge-channel URLs are built from it.
+    pub public_url: Option<String>,
     /// Optional HTTPS listener.
     pub https_listen: Option<SocketAddr>,
     /// PEM certificate and key for HTTPS; self-signed for the domain when unset.
@@ -90,6 +119,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:8080".parse().expect("literal"),
+            public_url: None,
             https_listen: None,
             tls_cert: None,
             tls_key: None,

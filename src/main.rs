@@ -144,12 +144,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     signaling.register_metrics(&registry)?;
     registry.register(Box::new(sfu::metrics::BridgeCollector::new(bridge.clone())))?;
-    let app = web::app(
-        signaling.router().merge(sfu::http::router(bridge.clone())),
-        registry,
-    );
     let http = web::bind(config.http.listen).await?;
     let http_addr = http.local_addr()?;
+    let mut routes = signaling.router().merge(sfu::http::router(bridge.clone()));
+    let mut _focus = None;
+    if config.focus.enabled {
+        let public = config
+            .http
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}"));
+        let focus_config = focus::FocusConfig {
+            min_participants: config.focus.min_participants,
+            single_participant_timeout: std::time::Duration::from_secs(
+                config.focus.single_participant_timeout_secs,
+            ),
+            bridge_channel_base: format!("{}/colibri-ws", websocket_base(&public)),
+        };
+        let bridges = focus::selector::BridgeSelector::new(vec![bridge.clone()]);
+        let f = std::sync::Arc::new(
+            focus::Focus::start(signaling.hub.clone(), bridges, focus_config)
+                .map_err(|e| anyhow::anyhow!("focus: {e}"))?,
+        );
+        routes = routes.merge(focus::http::router(f.clone()));
+        _focus = Some(f);
+    }
+    let app = web::app(routes, registry);
     tokio::spawn(web::serve(http, app.clone(), stop.clone()));
     let mut https_addr = None;
     if let Some(addr) = config.http.https_listen {
@@ -179,6 +199,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Give sessions a moment to write their closing stream errors.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     Ok(())
+}
+
+/// `http(s)://host` → `ws(s)://host`, without a trailing slash.
+fn websocket_base(public: &str) -> String {
+    let public = public.trim_end_matches('/');
+    if let Some(rest) = public.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = public.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        public.to_owned()
+    }
 }
 
 /// Installs aws-lc-rs as the process-wide rustls provider (one provider, as DESIGN.md asks).

@@ -32,7 +32,9 @@ const PAGE = `<!doctype html>
 <script src="/lib-jitsi-meet.min.js"></script>
 <script>
 window.events = [];
-window.start = ({ serviceUrl, room }) => {
+window.remote = {}; // participant id -> { audio, video } elements
+window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => {
+  window.t0 = performance.now();
   const note = (name, detail) => window.events.push({ name, detail: detail === undefined ? undefined : String(detail) });
   const { connection: C, conference: F } = JitsiMeetJS.events;
   JitsiMeetJS.init({});
@@ -46,14 +48,50 @@ window.start = ({ serviceUrl, room }) => {
   connection.addEventListener(C.CONNECTION_DISCONNECTED, (msg) => note('CONNECTION_DISCONNECTED', msg));
   connection.addEventListener(C.CONNECTION_ESTABLISHED, () => {
     note('CONNECTION_ESTABLISHED', connection.getJid());
-    const conference = connection.initJitsiConference(room, {});
+    const conference = connection.initJitsiConference(room, conferenceOptions);
     window.conference = conference;
     conference.on(F.CONFERENCE_JOINED, () => note('CONFERENCE_JOINED', conference.myUserId()));
+    conference.on(F.USER_JOINED, (id) => note('USER_JOINED', id));
+    conference.on(F.USER_LEFT, (id) => note('USER_LEFT', id));
+    conference.on(F.ENDPOINT_MESSAGE_RECEIVED, (p, msg) => note('ENDPOINT_MESSAGE', p.getId() + ' ' + JSON.stringify(msg)));
+    conference.on(F.TRACK_MUTE_CHANGED, (t) => {
+      if (!t.isLocal()) note('REMOTE_MUTE', t.getParticipantId() + ' ' + t.getType() + ' ' + t.isMuted());
+    });
+    conference.on(F.TRACK_ADDED, (t) => {
+      if (t.isLocal()) return;
+      const id = t.getParticipantId();
+      const el = document.createElement(t.getType() === 'audio' ? 'audio' : 'video');
+      el.autoplay = true;
+      el.muted = t.getType() === 'video';
+      document.body.appendChild(el);
+      t.attach(el);
+      (window.remote[id] ??= {})[t.getType()] = el;
+      note('TRACK_ADDED', id + ' ' + t.getType());
+    });
+    if (media) {
+      JitsiMeetJS.createLocalTracks({ devices: ['audio', 'video'], resolution: 180 }).then(async (tracks) => {
+        window.localTracks = tracks;
+        for (const t of tracks) await conference.addTrack(t);
+        note('LOCAL_TRACKS', tracks.length);
+      }, (e) => note('LOCAL_TRACKS_FAILED', e));
+    }
     conference.on(F.CONFERENCE_FAILED, (err) => note('CONFERENCE_FAILED', err));
     conference.on(F.CONFERENCE_ERROR, (err) => note('CONFERENCE_ERROR', err));
     conference.join();
   });
   connection.connect();
+};
+// What arrives from the bridge, per inbound RTP stream (Chromium's getStats()).
+window.inbound = async () => {
+  const pc = window.conference?.jvbJingleSession?.peerconnection?.peerconnection;
+  if (!pc) return [];
+  const out = [];
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp') {
+      out.push({ kind: s.kind, ssrc: s.ssrc, bytes: s.bytesReceived, packets: s.packetsReceived, frames: s.framesDecoded ?? 0 });
+    }
+  });
+  return out;
 };
 window.stop = async () => {
   try { await window.conference?.leave(); } catch (e) {}

@@ -29,7 +29,7 @@ let site; // the test page
 let failed = false;
 
 before(async () => {
-  server = await startServer({ extraToml: `\n[[xmpp.components]]\ndomain = "${FOCUS_COMPONENT}"\nsecret = "${SECRET}"\n` });
+  server = await startServer({ extraToml: `\n[focus]\nenabled = false\n[[xmpp.components]]\ndomain = "${FOCUS_COMPONENT}"\nsecret = "${SECRET}"\n` });
   focusComponent = await connectComponent({ port: server.componentPort, domain: FOCUS_COMPONENT, secret: SECRET });
   site = await servePage();
 });

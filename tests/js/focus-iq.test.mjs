@@ -1,6 +1,6 @@
-// The conference request (jitsi-protocol.md §2.1) to focus.localhost. The focus is not built
-// yet: the server must route the IQ and answer it with an IQ error (service-unavailable) from
-// exactly focus.localhost, so that Strophe matches the answer instead of timing out.
+// The conference request (jitsi-protocol.md §2.1) to focus.localhost, answered by the in-process
+// focus: a result from exactly focus.localhost with ready="true" and the focus's JID, once the focus
+// sits in the room; a room of another service is refused.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { useServer, FOCUS_COMPONENT, MUC } from './server.mjs';
@@ -22,27 +22,14 @@ function conferenceIq(room) {
 }
 
 async function expectFocusAnswer(c, what) {
-  let res = null;
-  let err = null;
-  try {
-    res = await c.iq(conferenceIq('r1'), 8000);
-  } catch (e) {
-    err = e;
-  }
-  if (res) {
-    // A future focus may answer with a result; today an error is expected, both are "answered".
-    assert.equal(res.attrs.from, FOCUS_COMPONENT, `${what}: answer from ${FOCUS_COMPONENT}`);
-    return res;
-  }
-  assert.ok(err, `${what}: no answer`);
-  assert.doesNotMatch(String(err.message), /timeout|timed out/i, `${what}: the conference IQ timed out instead of being answered`);
-  // xmpp.js: StanzaError with .element; strophe wrapper: .stanza
-  const stanza = err.element?.parent ?? err.stanza ?? null;
-  const errorEl = err.element ?? stanza?.getChild('error');
-  const condition = err.condition ?? errorEl?.getChildElements()[0]?.name;
-  assert.equal(condition, 'service-unavailable', `${what}: ${err.message}`);
-  if (stanza) assert.equal(stanza.attrs.from, FOCUS_COMPONENT, `${what}: error comes from ${FOCUS_COMPONENT}: ${stanza}`);
-  return err;
+  const res = await c.iq(conferenceIq('r1'), 8000);
+  assert.equal(res.attrs.from, FOCUS_COMPONENT, `${what}: answer from ${FOCUS_COMPONENT}`);
+  const conference = res.getChild('conference', NS.FOCUS);
+  assert.ok(conference, `${what}: <conference> in ${res}`);
+  assert.equal(conference.attrs.ready, 'true', `${what}: ${res}`);
+  assert.equal(conference.attrs.room, `r1@${MUC}`, `${what}: ${res}`);
+  assert.match(conference.attrs.focusjid, /^focus@auth\./, `${what}: the focus's JID, which V21 needs to recognise it: ${res}`);
+  return res;
 }
 
 test('conference IQ over WebSocket (xmpp.js) is answered by focus.localhost', ref.wrap(async () => {
@@ -61,6 +48,17 @@ test('conference IQ over BOSH (strophe.js) is answered by focus.localhost', ref.
   const c = await stropheConnect(ref.server, { room: 'r1' });
   try {
     await expectFocusAnswer(c, 'strophe/bosh');
+  } finally {
+    await c.close();
+  }
+}));
+
+test('a conference request for a room elsewhere is refused with bad-request', ref.wrap(async () => {
+  const c = await wsConnect(ref.server);
+  try {
+    const iq = xml('iq', { type: 'set', to: FOCUS_COMPONENT },
+      xml('conference', { xmlns: NS.FOCUS, room: 'r1@conference.elsewhere.example' }));
+    await assert.rejects(c.iq(iq, 8000), (e) => (e.condition ?? '') === 'bad-request');
   } finally {
     await c.close();
   }

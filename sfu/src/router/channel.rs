@@ -130,7 +130,21 @@ impl Router {
                 if let Some(n) = c.last_n {
                     ep.last_n = n;
                 }
-                ep.constraints = Some(c);
+                // Fields a message leaves out keep their value (the 2021 client
+                // sends no defaultConstraints), as Videobridge merges them.
+                let stored = ep
+                    .constraints
+                    .get_or_insert_with(|| empty_constraints(c.keyed_by));
+                stored.keyed_by = c.keyed_by;
+                stored.selected = c.selected;
+                stored.on_stage = c.on_stage;
+                stored.constraints = c.constraints;
+                if c.default.is_some() {
+                    stored.default = c.default;
+                }
+                if c.assumed_bandwidth_bps.is_some() {
+                    stored.assumed_bandwidth_bps = c.assumed_bandwidth_bps;
+                }
                 self.apply_constraints(key);
             }
             ClientMessage::MaxHeight(h) => {
@@ -213,10 +227,7 @@ impl Router {
                     Dialect::Sources => &name,
                 };
                 let wish = c.constraints.get(key).or(c.default.as_ref());
-                // Before any wish, Jitsi's default thumbnail height, so video shows at once.
-                let height = wish.map_or(if ep.constraints.is_none() { 180 } else { 0 }, |w| {
-                    w.max_height
-                });
+                let height = wish.map_or(0, |w| w.max_height);
                 let favoured = c.on_stage.contains(key) || c.selected.contains(key);
                 let order = (!favoured, rank(other));
                 targets.push((order, layers[0], other, sender.id.clone(), name, height));
@@ -367,17 +378,24 @@ impl Router {
     }
 }
 
+const THUMBNAIL_HEIGHT: u32 = 180;
+
 /// Silence after which an endpoint is reported inactive, as Videobridge does.
 const INACTIVE_AFTER: Duration = Duration::from_secs(8);
 const FIRST_PACKET_WITHIN: Duration = Duration::from_secs(15);
 
+/// What a receiver gets before it says otherwise: every source at Jitsi's
+/// thumbnail height, so video shows at once.
 fn empty_constraints(keyed_by: Dialect) -> VideoConstraints {
     VideoConstraints {
         keyed_by,
         last_n: None,
         selected: Vec::new(),
         on_stage: Vec::new(),
-        default: None,
+        default: Some(Constraint {
+            max_height: THUMBNAIL_HEIGHT,
+            max_frame_rate: None,
+        }),
         constraints: Default::default(),
         assumed_bandwidth_bps: None,
     }

@@ -1,0 +1,62 @@
+//! `POST /conference-request/v1` (protocol §2.1): the current client's HTTP
+//! form of the conference request, for the web front door to mount.
+//!
+//! ```no_run
+//! # fn run(focus: std::sync::Arc<focus::Focus>) {
+//! let routes: axum::Router = focus::http::router(focus);
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::service::{Focus, RequestError};
+
+/// Routes to mount into the front door.
+pub fn router(focus: Arc<Focus>) -> Router {
+    Router::new()
+        .route("/conference-request/v1", post(conference_request))
+        .with_state(focus)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    room: String,
+    #[serde(default)]
+    machine_uid: Option<String>,
+}
+
+async fn conference_request(
+    State(focus): State<Arc<Focus>>,
+    body: Result<Json<Request>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a JSON body with a room is needed\n",
+        )
+            .into_response();
+    };
+    let _ = request.machine_uid;
+    match focus.request(&request.room).await {
+        Ok(()) => Json(json!({
+            "ready": true,
+            "focusJid": focus.jid(),
+            "properties": {"authentication": "false"},
+        }))
+        .into_response(),
+        Err(e @ RequestError::BadRoom(_)) => {
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
