@@ -526,7 +526,7 @@ impl Router {
                 speech.handle_level(now, from, level);
             }
             // Silence costs a protect per receiver and says nothing: drop it early.
-            if !sender.silence.forward(level) {
+            if !sender.silence.forward(now, level) {
                 return;
             }
         }

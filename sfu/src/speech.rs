@@ -39,6 +39,9 @@ const HYSTERESIS: f32 = 1.5;
 const SPEAKING_NOW: f32 = 0.3;
 /// Consecutive silent packets forwarded before silence is dropped.
 const SILENT_PACKETS_KEPT: u8 = 3;
+/// While silent, one packet this often still goes, so a receiver that joined
+/// during the silence has the stream and its statistics show it alive.
+const SILENT_KEEPALIVE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Speaker<K> {
@@ -186,21 +189,29 @@ fn decay(value: f32, dt: Duration, tau: Duration, target: f32) -> f32 {
 #[derive(Debug, Default)]
 pub struct SilenceFilter {
     silent_run: u8,
+    last_forwarded: Option<Instant>,
 }
 
 impl SilenceFilter {
-    /// Whether a packet with this level is worth forwarding.
-    pub fn forward(&mut self, level: Option<u8>) -> bool {
-        match level {
+    /// Whether a packet with this level, arriving at `now`, is worth forwarding.
+    pub fn forward(&mut self, now: Instant, level: Option<u8>) -> bool {
+        let keep = match level {
             Some(127) => {
                 self.silent_run = self.silent_run.saturating_add(1);
                 self.silent_run <= SILENT_PACKETS_KEPT
+                    || self
+                        .last_forwarded
+                        .is_none_or(|t| now.saturating_duration_since(t) >= SILENT_KEEPALIVE)
             }
             _ => {
                 self.silent_run = 0;
                 true
             }
+        };
+        if keep {
+            self.last_forwarded = Some(now);
         }
+        keep
     }
 }
 
@@ -253,11 +264,21 @@ mod tests {
     #[test]
     fn silence_is_dropped_after_three_packets() {
         let mut f = SilenceFilter::default();
+        let t = Instant::now();
+        let at = |i: u64| t + Duration::from_millis(20 * i);
         let kept: Vec<bool> = [127, 127, 127, 127, 127, 40, 127]
             .iter()
-            .map(|l| f.forward(Some(*l)))
+            .enumerate()
+            .map(|(i, l)| f.forward(at(i as u64), Some(*l)))
             .collect();
         assert_eq!(kept, [true, true, true, false, false, true, true]);
-        assert!(f.forward(None), "no level extension: forward");
+        assert!(f.forward(at(7), None), "no level extension: forward");
+        // A long silence (4 s) still lets one packet a second through.
+        let kept = (8..208).filter(|i| f.forward(at(*i), Some(127))).count();
+        assert_eq!(
+            kept,
+            3 + 3,
+            "three at the start, then one a second after them"
+        );
     }
 }

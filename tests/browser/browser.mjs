@@ -11,7 +11,7 @@
 // page's console output, WebSocket URLs and HTTP requests, for assertions and failure messages.
 
 import { createServer } from 'node:http';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,17 @@ const ARGS = [
  */
 export async function openBrowser(url) {
   const profile = mkdtempSync(join(tmpdir(), 'oxbridge-chromium-'));
+  const pids = () =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(profile);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -154,8 +165,22 @@ export async function openBrowser(url) {
     websockets: [],
     requests: [],
     consoleText: () => b.console.join('\n'),
+    /** SIGKILL this browser's processes (found by its own profile directory): a crash, no goodbye. */
+    kill() {
+      for (const pid of pids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
+      b.killed = true;
+    },
     async close() {
       let timer;
+      if (b.killed) {
+        await context.close().catch(() => {});
+        rmSync(profile, { recursive: true, force: true });
+        return;
+      }
       try {
         await Promise.race([page.evaluate(() => window.stop?.()), new Promise((r) => (timer = setTimeout(r, 2000)))]);
       } catch {}
@@ -195,4 +220,30 @@ export async function pageEvent(page, name, { timeout = 10_000, failOn = ['CONNE
   const failure = events.find((e) => failOn.includes(e.name));
   if (failure) throw new Error(`page: ${failure.name} (${failure.detail}) while waiting for ${name}; events: ${seen}`);
   throw new Error(`page: no ${name} within ${timeout} ms; events: ${seen}`);
+}
+
+/**
+ * Polls getStats() until `b` decodes audio from `what.audio` and video from `what.video` inbound
+ * streams; resolves to the ms since the page called start() (so, since it began connecting).
+ */
+export async function mediaArrives(b, what, timeout = 20_000) {
+  const deadline = Date.now() + timeout;
+  let last = [];
+  while (Date.now() < deadline) {
+    last = await b.page.evaluate(() => window.inbound());
+    const audio = last.filter((s) => s.kind === 'audio' && s.bytes > 0);
+    const video = last.filter((s) => s.kind === 'video' && s.frames > 0);
+    if (audio.length >= what.audio && video.length >= what.video) {
+      return b.page.evaluate(() => performance.now() - window.t0);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const events = await b.page.evaluate(() => window.events);
+  throw new Error(`media did not arrive at ${b.id} (want ${JSON.stringify(what)}): ${JSON.stringify(last)}; events ${JSON.stringify(events)}`);
+}
+
+/** Bytes received so far per inbound stream (ssrc → bytes), to see them rise. */
+export async function receivedBytes(b) {
+  const stats = await b.page.evaluate(() => window.inbound());
+  return Object.fromEntries(stats.map((s) => [s.ssrc, s.bytes]));
 }

@@ -10,15 +10,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../js/server.mjs';
 import { uniqueRoom, withQuery } from '../js/xmpp.mjs';
-import { servePage, openBrowser, pageEvent } from './browser.mjs';
+import { servePage, openBrowser, pageEvent, mediaArrives, receivedBytes } from './browser.mjs';
 
 let server;
 let site;
 let failed = false;
 const browsers = [];
 
+// A killed browser cannot say goodbye: its XMPP session waits for a resume
+// (XEP-0198) this long before the room sees it leave.
+const RESUME_SECS = 5;
+
 before(async () => {
-  server = await startServer();
+  server = await startServer({ env: { OXBRIDGE_XMPP__RESUME_TIMEOUT_SECS: String(RESUME_SECS) } });
   site = await servePage();
 });
 after(async () => {
@@ -51,38 +55,16 @@ async function join(room, transport = 'ws') {
   return b;
 }
 
-/** Polls getStats() until `from`'s audio and video arrive at `b` (frames decoded); returns ms since start(). */
-async function mediaArrives(b, what, timeout = 20_000) {
-  const deadline = Date.now() + timeout;
-  let last = [];
-  while (Date.now() < deadline) {
-    last = await b.page.evaluate(() => window.inbound());
-    const audio = last.filter((s) => s.kind === 'audio' && s.bytes > 0);
-    const video = last.filter((s) => s.kind === 'video' && s.frames > 0);
-    if (audio.length >= what.audio && video.length >= what.video) {
-      return b.page.evaluate(() => performance.now() - window.t0);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const events = await b.page.evaluate(() => window.events);
-  throw new Error(`media did not arrive at ${b.id} (want ${JSON.stringify(what)}): ${JSON.stringify(last)}; events ${JSON.stringify(events)}`);
-}
-
-/** Bytes received so far on every inbound stream, to see them rise. */
-async function received(b) {
-  const stats = await b.page.evaluate(() => window.inbound());
-  return stats.reduce((sum, s) => sum + s.bytes, 0);
-}
-
 test('two participants over WebSocket see and hear each other, talk over the bridge channel, see mutes and a leave', wrap(async () => {
   const room = uniqueRoom('call');
   const a = await join(room);
   const b = await join(room);
   const firstFrame = await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
   console.log(`# connect to first remote video frame: ${firstFrame.map((t) => `${Math.round(t)} ms`).join(', ')}`);
-  const before = await received(a);
+  const before = await receivedBytes(a);
   await new Promise((r) => setTimeout(r, 1000));
-  assert.ok((await received(a)) > before, 'media keeps flowing');
+  const after = await receivedBytes(a);
+  for (const [ssrc, bytes] of Object.entries(before)) assert.ok(after[ssrc] > bytes, `stream ${ssrc} keeps flowing`);
 
   // An endpoint message crosses the bridge channel (colibri WebSocket).
   await a.page.evaluate(() => window.conference.sendEndpointMessage('', { type: 'hello', n: 1 }));
@@ -108,4 +90,43 @@ test('two participants over WebSocket see and hear each other, talk over the bri
   await b.page.evaluate(() => window.stop());
   const left = await pageEvent(a.page, 'USER_LEFT');
   assert.equal(left, b.id);
+}));
+
+test('three participants over WebSocket each get the other two, and a late joiner gets those already there', wrap(async () => {
+  const room = uniqueRoom('three');
+  const a = await join(room);
+  const b = await join(room);
+  await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  const c = await join(room);
+  const late = await mediaArrives(c, { audio: 2, video: 2 });
+  console.log(`# late joiner: connect to both remote videos in ${Math.round(late)} ms`);
+  await Promise.all([mediaArrives(a, { audio: 2, video: 2 }), mediaArrives(b, { audio: 2, video: 2 })]);
+  for (const x of [a, b, c]) await x.close();
+}));
+
+test('two participants over BOSH see and hear each other', wrap(async () => {
+  const room = uniqueRoom('bosh');
+  const a = await join(room, 'bosh');
+  const b = await join(room, 'bosh');
+  await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  for (const x of [a, b]) await x.close();
+}));
+
+test('a killed browser disappears for the others and the room keeps working', wrap(async () => {
+  const room = uniqueRoom('crash');
+  const a = await join(room);
+  const b = await join(room);
+  await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  const killedAt = Date.now();
+  b.kill();
+  const left = await pageEvent(a.page, 'USER_LEFT', { timeout: (RESUME_SECS + 10) * 1000 });
+  assert.equal(left, b.id);
+  console.log(`# killed browser gone for the others after ${Date.now() - killedAt} ms`);
+  const d = await join(room);
+  await Promise.all([mediaArrives(d, { audio: 1, video: 1 })]);
+  const before = await receivedBytes(a);
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = await receivedBytes(a);
+  assert.ok(Object.entries(after).some(([ssrc, bytes]) => bytes > (before[ssrc] ?? 0)), 'the survivor receives the newcomer');
+  for (const x of [a, d]) await x.close();
 }));

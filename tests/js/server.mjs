@@ -57,7 +57,7 @@ function toml(s) {
  * Start a server. Options: { allowEmptyToken = true, extraToml = '' }.
  * Returns { http, ws, bosh, httpPort, xmppPort, componentPort, dir, logPath, log(), stop() }.
  */
-export async function startServer({ allowEmptyToken = true, extraToml = '' } = {}) {
+export async function startServer({ allowEmptyToken = true, extraToml = '', env = {} } = {}) {
   if (process.env.OXBRIDGE_TEST_EXTERNAL) return externalServer(process.env.OXBRIDGE_TEST_EXTERNAL);
   if (!existsSync(BIN)) {
     throw new Error(`oxbridge binary not found at ${BIN} (set OXBRIDGE_BIN or build it)`);
@@ -109,7 +109,11 @@ ${extraToml}
   const child = spawn(BIN, ['serve', '--config', configPath], {
     stdio: ['ignore', fd, fd],
     // OXBRIDGE_* variables are config overrides for the server: pass none of ours (OXBRIDGE_BIN).
-    env: Object.fromEntries(Object.entries({ RUST_LOG: 'info', ...process.env }).filter(([k]) => !k.startsWith('OXBRIDGE_'))),
+    // `env` adds the overrides a test wants.
+    env: {
+      ...Object.fromEntries(Object.entries({ RUST_LOG: 'info', ...process.env }).filter(([k]) => !k.startsWith('OXBRIDGE_'))),
+      ...env,
+    },
   });
   closeSync(fd);
   let exited = null;

@@ -121,7 +121,14 @@ pub async fn handler(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
-        return (axum::http::StatusCode::OK, "").into_response();
+        // Pages served from another origin (an embedding site) make this
+        // request too; without the header the browser reports it failed.
+        return (
+            axum::http::StatusCode::OK,
+            [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+            "",
+        )
+            .into_response();
     };
     let hub = state.hub.clone();
     let params = ConnectParams {
