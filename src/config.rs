@@ -19,6 +19,7 @@ pub struct Config {
     pub muc: signaling::config::MucConfig,
     pub sfu: SfuConfig,
     pub focus: FocusSection,
+    pub web: WebSection,
 }
 
 impl Default for Config {
@@ -31,8 +32,21 @@ impl Default for Config {
             muc: Default::default(),
             sfu: SfuConfig::default(),
             focus: FocusSection::default(),
+            web: WebSection::default(),
         }
     }
+}
+
+/// The meeting side of the front door: `/config.js` and the page at `/<room>`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// A directory holding the stock jitsi-meet web app, served instead of
+    /// the built-in meeting page (with our generated config.js).
+    pub jitsi_meet_dir: Option<PathBuf>,
+    /// Advertise `conferenceRequestUrl`, so current clients send the
+    /// conference request as an HTTP POST instead of an IQ.
+    pub conference_request: bool,
 }
 
 /// The conference focus (Jicofo's job).

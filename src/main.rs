@@ -169,6 +169,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         routes = routes.merge(focus::http::router(f.clone()));
         _focus = Some(f);
     }
+    let sig = config.signaling();
+    let mut meeting = web::meeting::MeetingConfig::new(config.domain.clone());
+    meeting.muc_domain = sig.muc_domain();
+    meeting.focus_domain = sig.focus_domain();
+    meeting.focus_jid = format!("focus@{}", sig.auth_domain());
+    meeting.public_url = config.http.public_url.clone();
+    meeting.conference_request = config.focus.enabled && config.web.conference_request;
+    meeting.jitsi_meet_dir = config.web.jitsi_meet_dir.clone();
+    routes = routes.merge(web::meeting::router(meeting));
     let app = web::app(routes, registry);
     tokio::spawn(web::serve(http, app.clone(), stop.clone()));
     let mut https_addr = None;
@@ -185,7 +194,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(http = %http_addr, https = ?https_addr, xmpp = %signaling.xmpp_addr, component = ?signaling.component_addr, media = %bridge.media_addr(), domain = %config.domain, "oxbridge is serving");
     println!(
-        "oxbridge is serving on http://{http_addr}/ (XMPP domain {}, WebSocket ws://{http_addr}/xmpp-websocket, BOSH http://{http_addr}/http-bind, XMPP TCP {}, media UDP {})",
+        "oxbridge is serving on http://{http_addr}/ : open http://{http_addr}/consultation-42 (any room name) in two browser tabs (XMPP domain {}, WebSocket ws://{http_addr}/xmpp-websocket, BOSH http://{http_addr}/http-bind, XMPP TCP {}, media UDP {})",
         config.domain,
         signaling.xmpp_addr,
         bridge.media_addr()

@@ -1,5 +1,6 @@
 //! oxbridge's HTTP front door: one port (plus an optional HTTPS one) that
-//! mounts every component's routes, `/about/health` and `/metrics`.
+//! mounts every component's routes, `/about/health` and `/metrics`, and
+//! serves the meeting side ([`meeting`]: config.js, the meeting page).
 //!
 //! ```no_run
 //! # async fn run(app: axum::Router) -> anyhow::Result<()> {
@@ -9,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod meeting;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -22,6 +24,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tower::Service;
+
+/// Request extension present on requests that arrived over [`serve_tls`], so
+/// handlers can build `https`/`wss` URLs without a proxy header.
+#[derive(Clone, Copy, Debug)]
+pub struct ServedOverTls;
 
 /// The front door's own routes around the mounted ones.
 pub fn app(mounted: Router, registry: prometheus::Registry) -> Router {
@@ -108,12 +115,16 @@ async fn serve_with(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let tls = tls.clone();
+        let over_tls = tls.is_some();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             // Handlers that only local operators may call look at the peer.
             let service = hyper::service::service_fn(move |mut req: axum::extract::Request<_>| {
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
+                if over_tls {
+                    req.extensions_mut().insert(ServedOverTls);
+                }
                 app.clone().call(req)
             });
             let builder = auto::Builder::new(TokioExecutor::new());
