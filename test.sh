@@ -18,7 +18,8 @@ suite() {
 step "system packages"
 need=()
 command -v chromium >/dev/null || need+=(chromium)
-command -v node >/dev/null || need+=(nodejs npm)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
