@@ -35,7 +35,9 @@ window.events = [];
 window.remote = {}; // participant id -> { audio, video } elements
 window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => {
   window.t0 = performance.now();
-  const note = (name, detail) => window.events.push({ name, detail: detail === undefined ? undefined : String(detail) });
+  const note = (name, detail) => window.events.push({
+    name, detail: detail === undefined ? undefined : String(detail), t: Math.round(performance.now() - window.t0),
+  });
   const { connection: C, conference: F } = JitsiMeetJS.events;
   JitsiMeetJS.init({});
   JitsiMeetJS.setLogLevel(JitsiMeetJS.logLevels.INFO);
@@ -52,6 +54,7 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
     window.conference = conference;
     conference.on(F.CONFERENCE_JOINED, () => note('CONFERENCE_JOINED', conference.myUserId()));
     conference.on(F.USER_JOINED, (id) => note('USER_JOINED', id));
+    conference.on(F.CONNECTION_ESTABLISHED, () => note('MEDIA_CONNECTED'));
     conference.on(F.USER_LEFT, (id) => note('USER_LEFT', id));
     conference.on(F.ENDPOINT_MESSAGE_RECEIVED, (p, msg) => note('ENDPOINT_MESSAGE', p.getId() + ' ' + JSON.stringify(msg)));
     conference.on(F.TRACK_MUTE_CHANGED, (t) => {

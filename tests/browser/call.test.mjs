@@ -61,6 +61,8 @@ test('two participants over WebSocket see and hear each other, talk over the bri
   const b = await join(room);
   const firstFrame = await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
   console.log(`# connect to first remote video frame: ${firstFrame.map((t) => `${Math.round(t)} ms`).join(', ')}`);
+  const steps = await b.page.evaluate(() => window.events.filter((e) => !e.name.startsWith('ENDPOINT')).map((e) => `${e.name}@${e.t}`));
+  console.log(`# second joiner's steps (ms since connecting): ${steps.join(' ')}`);
   const before = await receivedBytes(a);
   await new Promise((r) => setTimeout(r, 1000));
   const after = await receivedBytes(a);
