@@ -530,6 +530,12 @@ impl Router {
                 return;
             }
         }
+        // Parsed once for every receiver's descriptor patch.
+        let vp8 = if video.is_some() {
+            str0m::rtp::Vp8Descriptor::parse(&p.payload).ok()
+        } else {
+            None
+        };
         // Member list and conference name are taken out for the loop and put
         // back after it (moves, not copies), so a packet allocates nothing here.
         let conference = std::mem::take(&mut sender.conference);
@@ -548,7 +554,7 @@ impl Router {
             let wrote = if is_audio {
                 write_audio(receiver, p)
             } else if let Some((source, layer)) = video {
-                write_video(now, receiver, source, layer, p)
+                write_video(now, receiver, source, layer, p, vp8.as_ref())
             } else {
                 false
             };

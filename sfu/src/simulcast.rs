@@ -22,10 +22,10 @@
 //! fwd.set_target(Some(0));
 //! assert_eq!(fwd.poll_keyframe_request(now), Some(0));
 //! // Layer 0's key frame: X=1 S=1 | I=1 | 15-bit picture id 7 | VP8 key frame header
-//! let mut key = [0x90, 0x80, 0x80, 0x07, 0x10];
+//! let key = [0x90, 0x80, 0x80, 0x07, 0x10];
 //! let h = Header { ssrc: 1000, seq: 500, timestamp: 90_000, marker: true };
-//! let Verdict::Forward(out) = fwd.handle_packet(now, 0, &h, &mut key) else { panic!() };
-//! assert_eq!(out.ssrc, 1000);
+//! let Verdict::Forward(out) = fwd.handle_packet(now, 0, &h, &key) else { panic!() };
+//! assert_eq!((out.ssrc, out.picture_id), (1000, Some(7)));
 //! ```
 
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ const VIDEO_CLOCK_HZ: u64 = 90_000;
 pub enum Verdict {
     /// Not for this receiver (another layer, or before a usable key frame).
     Drop,
-    /// Send with these header values; the payload descriptor is already patched.
+    /// Send with these header and payload descriptor values.
     Forward(Rewrite),
 }
 
@@ -54,6 +54,25 @@ pub struct Rewrite {
     pub ssrc: u32,
     pub seq: u16,
     pub timestamp: u32,
+    /// The VP8 descriptor's fields, when the packet carries them.
+    pub picture_id: Option<u16>,
+    pub tl0picidx: Option<u8>,
+}
+
+impl Rewrite {
+    /// Writes the descriptor fields into a copy of the payload. The router
+    /// hands them to its WebRTC stack as a patch instead, so receivers share
+    /// one payload buffer.
+    pub fn patch(&self, payload: &mut [u8]) {
+        if let Ok(desc) = Descriptor::parse(payload) {
+            if let Some(p) = self.picture_id {
+                desc.set_picture_id(payload, p);
+            }
+            if let Some(t) = self.tl0picidx {
+                desc.set_tl0picidx(payload, t);
+            }
+        }
+    }
 }
 
 /// The layer being forwarded and how its numbers map onto the output.
@@ -123,14 +142,14 @@ impl SimulcastForwarder {
         self.mapping.map(|m| m.layer)
     }
 
-    /// Decides about one packet of `layer`, patching the VP8 descriptor in
-    /// `payload` when it is forwarded.
+    /// Decides about one packet of `layer` and, when it is forwarded, its new
+    /// numbers.
     pub fn handle_packet(
         &mut self,
         now: Instant,
         layer: u8,
         header: &Header,
-        payload: &mut [u8],
+        payload: &[u8],
     ) -> Verdict {
         let Ok(desc) = Descriptor::parse(payload) else {
             return Verdict::Drop;
@@ -158,12 +177,6 @@ impl SimulcastForwarder {
             .picture_id
             .map(|p| p.wrapping_add(m.picture_id_offset) % modulus);
         let tl0picidx = desc.tl0picidx.map(|t| t.wrapping_add(m.tl0_offset));
-        if let Some(p) = picture_id {
-            desc.set_picture_id(payload, p);
-        }
-        if let Some(t) = tl0picidx {
-            desc.set_tl0picidx(payload, t);
-        }
         let newest = self.last.is_none_or(|l| seq_newer(seq, l.seq));
         if newest {
             self.last = Some(LastSent {
@@ -178,6 +191,8 @@ impl SimulcastForwarder {
             ssrc: self.out_ssrc,
             seq,
             timestamp,
+            picture_id,
+            tl0picidx,
         })
     }
 

@@ -115,7 +115,7 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
         got.len()
     );
     assert!(
-        got.iter().all(|g| g.payload[7] == 0),
+        got.iter().all(|g| g.payload[8] == 0),
         "only layer 0 by default"
     );
     assert!(
@@ -130,15 +130,15 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
     let got = ps[1].got.get(&layers[0]).cloned().unwrap_or_default();
     let first_high = got
         .iter()
-        .position(|g| g.payload[7] == 2)
+        .position(|g| g.payload[8] == 2)
         .expect("layer 2 arrives after a PLI");
     assert_eq!(
-        got[first_high].payload[5] & 0x01,
+        got[first_high].payload[6] & 0x01,
         0,
         "the switch happens on a key frame"
     );
     assert!(
-        got[first_high..].iter().all(|g| g.payload[7] == 2),
+        got[first_high..].iter().all(|g| g.payload[8] == 2),
         "no going back"
     );
     for w in got.windows(2) {
@@ -324,7 +324,7 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
             }
         })
     };
-    let newest_layer = |p: &Participant| p.got[&layers[0]].last().map(|g| g.payload[7]);
+    let newest_layer = |p: &Participant| p.got[&layers[0]].last().map(|g| g.payload[8]);
 
     let mut camera = Camera::new(&layers);
     camera.send(&mut ps, 20);

@@ -264,7 +264,7 @@ fn a_webrtc_rs_receivers_nack_is_answered_with_rtx() {
     let got = ps[1].video(5001);
     let frames: std::collections::BTreeSet<u32> = got
         .iter()
-        .map(|g| u32::from_be_bytes(g.payload[8..12].try_into().unwrap()))
+        .map(|g| u32::from_be_bytes(g.payload[9..13].try_into().unwrap()))
         .collect();
     assert_eq!(
         frames,

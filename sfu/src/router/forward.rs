@@ -2,6 +2,7 @@
 //! video through the receiver's simulcast forwarder.
 
 use super::*;
+use str0m::rtp::Vp8Descriptor;
 
 /// Declares, on `receiver`, the streams of another endpoint's sources.
 pub(super) fn subscribe(
@@ -60,6 +61,7 @@ pub(super) fn write_video(
     source: u32,
     layer: u8,
     p: &RtpPacket,
+    vp8: Option<&Vp8Descriptor>,
 ) -> bool {
     let Some(fwd) = receiver.video_in.get_mut(&source) else {
         return false;
@@ -70,13 +72,30 @@ pub(super) fn write_video(
         timestamp: p.header.timestamp,
         marker: p.header.marker,
     };
-    // Each receiver's descriptor is numbered its own way, so it gets its own copy.
-    let mut payload = p.payload.to_vec();
-    let Verdict::Forward(out) = fwd
-        .forwarder
-        .handle_packet(now, layer, &header, &mut payload)
-    else {
+    let Verdict::Forward(out) = fwd.forwarder.handle_packet(now, layer, &header, &p.payload) else {
         return false;
+    };
+    // Each receiver's descriptor is numbered its own way: the stack patches
+    // those bytes as it serialises, so every receiver shares the one payload.
+    // A descriptor the stack's parser refuses (TL0PICIDX without a TID, which
+    // RFC 7741 forbids but some senders write) gets a patched copy instead.
+    let patch = vp8.and_then(|d| {
+        let mut patch = d.patch();
+        if let Some(id) = out.picture_id {
+            patch = patch.picture_id(id);
+        }
+        if let Some(t) = out.tl0picidx {
+            patch = patch.tl0_pic_idx(t);
+        }
+        patch.build().ok()
+    });
+    let payload: std::sync::Arc<[u8]> = match patch {
+        Some(_) => p.payload.clone(),
+        None => {
+            let mut copy = p.payload.to_vec();
+            out.patch(&mut copy);
+            copy.into()
+        }
     };
     let seq = extend_seq(fwd.last_seq, out.seq);
     if fwd.last_seq.is_none_or(|l| seq > l) {
@@ -86,17 +105,20 @@ pub(super) fn write_video(
     let Some(tx) = api.stream_tx(&Ssrc::from(out.ssrc)) else {
         return false;
     };
-    tx.write_rtp(
-        RtpWrite::new(
-            p.header.payload_type,
-            SeqNo::from(seq),
-            out.timestamp,
-            p.timestamp,
-            payload,
-        )
-        .marker(p.header.marker)
-        .nackable(true),
-    );
+    let write = RtpWrite::new(
+        p.header.payload_type,
+        SeqNo::from(seq),
+        out.timestamp,
+        p.timestamp,
+        payload,
+    )
+    .marker(p.header.marker)
+    .nackable(true);
+    let write = match patch {
+        Some(patch) => write.vp8_patch(patch),
+        None => write,
+    };
+    tx.write_rtp(write);
     true
 }
 

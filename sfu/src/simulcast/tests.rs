@@ -57,9 +57,10 @@ fn send(
     key: bool,
 ) -> Option<(Rewrite, Descriptor)> {
     let (h, mut payload) = layer.frame(key);
-    match fwd.handle_packet(now, layer.index, &h, &mut payload) {
+    match fwd.handle_packet(now, layer.index, &h, &payload) {
         Verdict::Drop => None,
         Verdict::Forward(r) => {
+            r.patch(&mut payload);
             assert_eq!(
                 payload[5..],
                 [if key { 0x10 } else { 0x11 }, 0xEE],
@@ -196,9 +197,9 @@ fn late_packets_from_before_a_switch_and_a_stopped_target_are_dropped() {
     let mut fwd = SimulcastForwarder::new(SSRCS[0]);
     let mut l0 = Layer::new(0, 10, 0, 1, 1);
     fwd.set_target(Some(0));
-    let mut early = l0.frame(false);
+    let early = l0.frame(false);
     send(&mut fwd, t0, &mut l0, true).unwrap();
-    let verdict = fwd.handle_packet(t0, 0, &early.0, &mut early.1);
+    let verdict = fwd.handle_packet(t0, 0, &early.0, &early.1);
     assert_eq!(verdict, Verdict::Drop);
     fwd.set_target(None);
     assert!(send(&mut fwd, t0, &mut l0, true).is_none());
@@ -215,7 +216,7 @@ fn garbage_payloads_are_dropped() {
         timestamp: 1,
         marker: false,
     };
-    for p in [&mut [][..], &mut [0x80][..], &mut [0x80, 0x80, 0x80][..]] {
+    for p in [&[][..], &[0x80][..], &[0x80, 0x80, 0x80][..]] {
         assert_eq!(fwd.handle_packet(Instant::now(), 0, &h, p), Verdict::Drop);
     }
 }

@@ -79,12 +79,15 @@ pub fn connect_all(ps: &mut [Participant]) {
 /// One VP8 packet: descriptor with 15-bit picture id and TL0PICIDX, then a
 /// payload header (key frame or not) and bytes naming layer and frame.
 pub fn vp8(picture_id: u16, tl0: u8, key: bool, layer: u8, frame: u32) -> Vec<u8> {
+    // X and S | I (picture id), L (TL0PICIDX) and T (RFC 7741 wants T with L)
+    // | 15-bit picture id | TL0PICIDX | TID 0.
     let mut p = vec![
         0x90,
-        0xC0,
+        0xE0,
         0x80 | (picture_id >> 8) as u8,
         picture_id as u8,
         tl0,
+        0x00,
     ];
     p.push(if key { 0x10 } else { 0x11 });
     p.extend([0xAA, layer]);

@@ -50,11 +50,11 @@ impl Pkt {
         self.payload[4]
     }
     pub fn key(&self) -> bool {
-        self.payload[5] & 0x01 == 0
+        self.payload[6] & 0x01 == 0
     }
     /// Which layer the camera sent it on (written into the payload).
     pub fn layer(&self) -> u8 {
-        self.payload[7]
+        self.payload[8]
     }
 }
 
