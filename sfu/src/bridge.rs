@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 
 use crate::api::{ApiError, BridgeLoad, Colibri, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
+use crate::latency::LatencyHistogram;
 use crate::router::{Router, RouterStats};
 use port::{INBOUND_CAP, Lane, Pool, Port, PortCounters};
 pub use worker::ChannelTx;
@@ -66,6 +67,8 @@ pub struct BridgeStats {
     pub overload_drops: u64,
     /// Endpoints on each worker.
     pub worker_endpoints: Vec<usize>,
+    /// From receive to the end of the resulting sends, every datagram since start.
+    pub latency: LatencyHistogram,
 }
 
 /// Which worker hosts each conference.
@@ -323,9 +326,10 @@ impl Bridge {
     pub fn stats(&self) -> Option<BridgeStats> {
         let mut out = BridgeStats::default();
         for w in &self.workers {
-            let s = w.stats()?;
+            let (s, latency) = w.stats()?;
             out.worker_endpoints.push(s.endpoints);
             out.totals.add(&s);
+            out.latency.add(&latency);
         }
         let c = &self.counters;
         out.totals.datagrams_in = c.datagrams_in.load(Ordering::Relaxed);

@@ -65,6 +65,8 @@ async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
         "total_nacks_received": s.nacks_received,
         "total_ice_failed": s.ice_failures,
         "drain": draining,
+        "forwarding_latency_p50_us": stats.latency.quantile(0.5).as_micros() as u64,
+        "forwarding_latency_p99_us": stats.latency.quantile(0.99).as_micros() as u64,
     }))
     .into_response()
 }

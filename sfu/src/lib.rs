@@ -10,7 +10,8 @@
 //!   ([`api`]); [`router`] is its sans-IO core, [`demux`] routes datagrams of the
 //!   shared port, [`cert`] is the one DTLS certificate.
 //! - [`http`]: the bridge channel's WebSocket route, `/colibri/stats` and drain
-//!   for the web front door; [`metrics`]: the Prometheus collector.
+//!   for the web front door; [`metrics`]: the Prometheus collector;
+//!   [`latency`]: how long the bridge holds a datagram.
 //! - [`channel`]: the bridge channel's JSON messages, in both client dialects.
 //! - [`speech`]: dominant-speaker detection from audio levels, silence dropping.
 //! - [`vp8`]: the VP8 payload descriptor (RFC 7741), read and patched in place.
@@ -26,6 +27,7 @@ pub mod channel;
 pub mod demux;
 mod endpoint;
 pub mod http;
+pub mod latency;
 pub mod metrics;
 pub mod router;
 pub mod rtp;

@@ -29,6 +29,7 @@ pub struct BridgeCollector {
     endpoints: IntGauge,
     worker_endpoints: IntGaugeVec,
     draining: IntGauge,
+    latency: prometheus::GaugeVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -70,10 +71,18 @@ impl BridgeCollector {
             )
             .expect("valid metric"),
             draining: gauge("draining", "1 while the bridge takes no new conferences"),
+            latency: prometheus::GaugeVec::new(
+                opts(
+                    "forwarding_latency_seconds",
+                    "Time from a datagram's receive to the end of the sends it caused, by quantile",
+                ),
+                &["quantile"],
+            )
+            .expect("valid metric"),
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 12] {
+    fn collectors(&self) -> [&dyn Collector; 13] {
         [
             &self.datagrams,
             &self.bytes,
@@ -87,6 +96,7 @@ impl BridgeCollector {
             &self.endpoints,
             &self.worker_endpoints,
             &self.draining,
+            &self.latency,
         ]
     }
 }
@@ -135,6 +145,11 @@ impl Collector for BridgeCollector {
                 .set(*n as i64);
         }
         self.draining.set(i64::from(self.bridge.is_draining()));
+        for (label, q) in [("0.5", 0.5), ("0.99", 0.99)] {
+            self.latency
+                .with_label_values(&[label])
+                .set(stats.latency.quantile(q).as_secs_f64());
+        }
         self.collectors()
             .into_iter()
             .flat_map(|c| c.collect())

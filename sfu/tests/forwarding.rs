@@ -80,6 +80,10 @@ fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
         [3, 1],
         "the second conference goes to the idle worker"
     );
+    assert!(
+        stats.latency.count() > 0 && stats.latency.quantile(0.99) > std::time::Duration::ZERO,
+        "the time each datagram spent in the bridge is recorded"
+    );
 
     // Alice leaves: her streams stop for the others.
     bridge.expire_endpoint("room-1", "alice").unwrap();

@@ -27,7 +27,7 @@ test('/colibri/stats reports conferences and participants the way Videobridge na
   const res = await fetch(`${ref.server.http}/colibri/stats`);
   assert.equal(res.status, 200);
   const stats = await res.json();
-  for (const key of ['conferences', 'participants', 'largest_conference', 'total_conferences_created']) {
+  for (const key of ['conferences', 'participants', 'largest_conference', 'total_conferences_created', 'forwarding_latency_p99_us']) {
     assert.equal(typeof stats[key], 'number', `${key} in ${JSON.stringify(stats)}`);
   }
   assert.equal(stats.conferences, 0);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -32,6 +32,8 @@ type Buffer = Box<[u8; MAX_DATAGRAM]>;
 /// A received datagram on its way to a worker.
 pub(super) struct Packet {
     pub from: SocketAddr,
+    /// When the port read it: the start of the bridge's latency.
+    pub received: Instant,
     len: usize,
     buf: Buffer,
 }
@@ -138,7 +140,13 @@ impl Port {
                 self.pool.give(buf);
                 continue;
             };
-            match lane.inbound.push(Packet { from, len, buf }) {
+            let received = Instant::now();
+            match lane.inbound.push(Packet {
+                from,
+                received,
+                len,
+                buf,
+            }) {
                 Ok(()) => lane.thread.unpark(),
                 Err(p) => {
                     self.counters.overload_drops.fetch_add(1, Ordering::Relaxed);

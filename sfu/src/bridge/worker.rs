@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::port::{Inbound, Pool};
 use super::send::Sender;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
+use crate::latency::LatencyHistogram;
 use crate::router::{RouteChange, Router, RouterStats};
 
 /// Longest a worker sleeps without looking at its commands.
@@ -38,7 +39,7 @@ pub(super) enum Command {
     Expire(String, String, Reply<bool>),
     /// Replies how many endpoints went.
     ExpireConference(String, Reply<usize>),
-    Stats(mpsc::SyncSender<RouterStats>),
+    Stats(mpsc::SyncSender<(RouterStats, LatencyHistogram)>),
     ChannelCheck(String, String, String, Reply<()>),
     ChannelOpen(String, String, String, ChannelTx, Reply<()>),
     ChannelMessage(String, String, String),
@@ -70,6 +71,8 @@ impl Worker {
             .spawn(move || {
                 let mut w = Running {
                     index,
+                    latency: LatencyHistogram::default(),
+                    batch: Vec::with_capacity(BATCH),
                     sender,
                     router,
                     inbound,
@@ -109,7 +112,7 @@ impl Worker {
         rx.recv().map_err(|_| ApiError::Shutdown)?
     }
 
-    pub(super) fn stats(&self) -> Option<RouterStats> {
+    pub(super) fn stats(&self) -> Option<(RouterStats, LatencyHistogram)> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Command::Stats(tx)).ok()?;
         rx.recv().ok()
@@ -127,6 +130,9 @@ impl Drop for Worker {
 
 struct Running {
     index: usize,
+    latency: LatencyHistogram,
+    /// Receive times of the datagrams in the batch being handled.
+    batch: Vec<Instant>,
     sender: Sender,
     router: Router,
     inbound: Arc<Inbound>,
@@ -140,6 +146,9 @@ impl Running {
             loop {
                 match commands.try_recv() {
                     Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
+                    Ok(Command::Stats(r)) => {
+                        let _ = r.send((self.router.stats(), self.latency));
+                    }
                     Ok(c) => execute(&mut self.router, Instant::now(), c),
                     Err(mpsc::TryRecvError::Empty) => break,
                 }
@@ -148,6 +157,7 @@ impl Running {
                 let Some(p) = self.inbound.pop() else { break };
                 self.router
                     .handle_datagram(Instant::now(), p.from, p.contents());
+                self.batch.push(p.received);
                 self.pool.give_back(p);
             }
             self.router.handle_timeout(Instant::now());
@@ -160,6 +170,11 @@ impl Running {
                 self.sender.push(&d.contents, d.destination);
             }
             self.sender.flush();
+            let sent = Instant::now();
+            for received in self.batch.drain(..) {
+                self.latency
+                    .record(sent.saturating_duration_since(received));
+            }
             if self.inbound.is_empty() {
                 let now = Instant::now();
                 let wait = self.router.poll_timeout(now).saturating_duration_since(now);
@@ -191,9 +206,7 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
             let result = router.expire_conference(&c);
             let _ = r.send(result.map(|()| before - router.stats().endpoints));
         }
-        Command::Stats(r) => {
-            let _ = r.send(router.stats());
-        }
+        Command::Stats(_) => {}
         Command::ChannelCheck(c, e, p, r) => {
             let _ = r.send(router.channel_check(&c, &e, &p));
         }
