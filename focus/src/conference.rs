@@ -54,6 +54,8 @@ struct Participant {
     session: Option<Session>,
     sources: EndpointSources,
     last_restart: Option<Instant>,
+    /// Its MUC role; moderators may mute others.
+    moderator: bool,
 }
 
 /// A conference: a MUC room and its sessions on one bridge.
@@ -173,14 +175,15 @@ impl Conference {
     }
 
     fn occupant_present(&mut self, now: Instant, nick: &str, presence: &Element) {
-        if self.by_nick.contains_key(nick) {
+        let item = presence
+            .child("x", ns::MUC_USER)
+            .and_then(|x| x.child("item", ns::MUC_USER));
+        let moderator = item.and_then(|i| i.attr("role")) == Some("moderator");
+        if let Some((_, p)) = self.by_nick.get_mut(nick) {
+            p.moderator = moderator;
             return;
         }
-        let Some(jid) = presence
-            .child("x", ns::MUC_USER)
-            .and_then(|x| x.child("item", ns::MUC_USER))
-            .and_then(|i| i.attr("jid"))
-        else {
+        let Some(jid) = item.and_then(|i| i.attr("jid")) else {
             return;
         };
         self.joins += 1;
@@ -194,6 +197,7 @@ impl Conference {
                     session: None,
                     sources: EndpointSources::new(nick),
                     last_restart: None,
+                    moderator,
                 },
             ),
         );
@@ -366,9 +370,48 @@ impl Conference {
         match iq.attr("type") {
             Some("result") => {}
             Some("error") => self.initiate_failed(&nick, iq.attr("id")),
+            Some("set") if mute_request(iq).is_some() => self.mute(&nick, iq),
             Some("set") => self.handle_jingle(now, &nick, iq),
             _ => self.reply_error(iq, StanzaError::service_unavailable()),
         }
+    }
+
+    /// A moderator mutes someone (protocol §2.5): the focus passes the same
+    /// request on to the target, naming the actor; the target mutes itself.
+    fn mute(&mut self, nick: &str, iq: &Element) {
+        let Some((media, target, mute)) = mute_request(iq) else {
+            return;
+        };
+        if !self.by_nick.get(nick).is_some_and(|(_, p)| p.moderator) {
+            return self.reply_error(iq, StanzaError::forbidden());
+        }
+        let Some(target_nick) = target
+            .strip_prefix(&self.room)
+            .and_then(|r| r.strip_prefix('/'))
+            .filter(|n| self.by_nick.contains_key(*n))
+            .map(str::to_owned)
+        else {
+            return self.reply_error(iq, StanzaError::item_not_found());
+        };
+        // Only muting is passed on: clients ignore remote unmutes anyway.
+        if mute {
+            let id = self.next_id("mute");
+            let ns = format!("http://jitsi.org/jitmeet/{media}");
+            self.out.push_back(
+                Element::new("iq", ns::CLIENT)
+                    .with_attr("type", "set")
+                    .with_attr("id", id)
+                    .with_attr("from", &self.focus_jid)
+                    .with_attr("to", self.occupant(&target_nick))
+                    .with_child(
+                        Element::new("mute", ns)
+                            .with_attr("jid", target)
+                            .with_attr("actor", self.occupant(nick))
+                            .with_text("true"),
+                    ),
+            );
+        }
+        self.out.push_back(with_from(iq_result(iq, None), iq));
     }
 
     /// The client refused our offer: its endpoint goes, it can be invited again.
@@ -658,6 +701,14 @@ impl Conference {
     pub fn poll_stanza(&mut self) -> Option<Element> {
         self.out.pop_front()
     }
+}
+
+/// A mute request's media (`audio`, `video`, `desktop`), target occupant JID and value.
+fn mute_request(iq: &Element) -> Option<(&'static str, String, bool)> {
+    ["audio", "video", "desktop"].into_iter().find_map(|media| {
+        let m = iq.child("mute", &format!("http://jitsi.org/jitmeet/{media}"))?;
+        Some((media, m.attr("jid")?.to_owned(), m.text().trim() == "true"))
+    })
 }
 
 /// Replies go from the focus's real JID; the room maps it to `room/focus`.

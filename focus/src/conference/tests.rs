@@ -80,6 +80,10 @@ fn parse(xml: &str) -> Element {
 }
 
 fn presence(nick: &str, unavailable: bool) -> Element {
+    presence_as(nick, unavailable, "participant")
+}
+
+fn presence_as(nick: &str, unavailable: bool, role: &str) -> Element {
     let kind = if unavailable {
         " type='unavailable'"
     } else {
@@ -88,7 +92,7 @@ fn presence(nick: &str, unavailable: bool) -> Element {
     parse(&format!(
         "<presence xmlns='jabber:client' from='{ROOM}/{nick}' to='{FOCUS}'{kind}>\
          <x xmlns='http://jabber.org/protocol/muc#user'>\
-         <item jid='{nick}@example/res' role='participant' affiliation='none'/></x></presence>"
+         <item jid='{nick}@example/res' role='{role}' affiliation='none'/></x></presence>"
     ))
 }
 
@@ -305,4 +309,42 @@ fn jingle_for_an_unknown_session_and_a_restart_request() {
     let restart2 = parse(&restart.to_xml().replace(&sid, &again[0].1));
     c.handle_iq(now, &restart2);
     assert!(jingle_to(&drain(&mut c), "alice").is_empty());
+}
+
+#[test]
+fn a_moderator_mutes_someone_through_the_focus_and_others_may_not() {
+    let bridge = Arc::new(RecordingBridge::default());
+    let mut c = conference(bridge);
+    let now = Instant::now();
+    c.handle_presence(now, &presence("alice", false));
+    c.handle_presence(now, &presence("bob", false));
+    // The room made alice (the owner) a moderator.
+    c.handle_presence(now, &presence_as("alice", false, "moderator"));
+    drain(&mut c);
+    let mute = |from: &str, target: &str| {
+        parse(&format!(
+            "<iq xmlns='jabber:client' type='set' id='m-{from}' from='{ROOM}/{from}' to='{FOCUS}'>\
+             <mute xmlns='http://jitsi.org/jitmeet/audio' jid='{ROOM}/{target}'>true</mute></iq>"
+        ))
+    };
+    c.handle_iq(now, &mute("bob", "alice"));
+    let out = drain(&mut c);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].to_xml().contains("forbidden"), "{}", out[0].to_xml());
+
+    c.handle_iq(now, &mute("alice", "bob"));
+    let out = drain(&mut c);
+    let to_bob = out
+        .iter()
+        .find(|s| s.attr("to") == Some(&*format!("{ROOM}/bob")))
+        .expect("passed on");
+    let m = to_bob
+        .child("mute", "http://jitsi.org/jitmeet/audio")
+        .unwrap();
+    assert_eq!(m.attr("actor"), Some(&*format!("{ROOM}/alice")));
+    assert_eq!(m.text(), "true");
+    assert!(
+        out.iter()
+            .any(|s| s.attr("type") == Some("result") && s.attr("id") == Some("m-alice"))
+    );
 }
