@@ -37,7 +37,9 @@ enum Command {
 enum BenchCommand {
     /// XMPP sessions in MUC rooms broadcasting presence, over WebSocket.
     Signaling(bench::signaling::SignalingArgs),
-    /// Print saved JSON reports side by side.
+    /// Participants joining real calls: Jingle, ICE/DTLS/SRTP, audio and simulcast video.
+    Media(bench::media::MediaArgs),
+    /// Print saved JSON reports (all signaling or all media) side by side.
     Compare {
         /// Report files written with --json.
         reports: Vec<PathBuf>,
@@ -103,23 +105,39 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    use bench::media::MediaReport;
     use bench::signaling::{SignalingReport, run};
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     let reports = match command {
-        BenchCommand::Signaling(args) => {
-            let report = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(run(args))?;
-            vec![report]
+        BenchCommand::Signaling(args) => vec![runtime()?.block_on(run(args))?],
+        BenchCommand::Media(args) => {
+            let report = runtime()?.block_on(bench::media::run(args))?;
+            print!("{}", MediaReport::table(&[report]));
+            return Ok(());
         }
-        BenchCommand::Compare { reports } => reports
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                Ok(serde_json::from_str::<SignalingReport>(&text)?)
-            })
-            .collect::<anyhow::Result<_>>()?,
+        BenchCommand::Compare { reports } => {
+            let texts = reports
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let media: Result<Vec<MediaReport>, _> =
+                texts.iter().map(|t| serde_json::from_str(t)).collect();
+            // A signaling report lacks the media fields, so this tells them apart.
+            if let Ok(media) = media {
+                print!("{}", MediaReport::table(&media));
+                return Ok(());
+            }
+            texts
+                .iter()
+                .map(|t| Ok(serde_json::from_str::<SignalingReport>(t)?))
+                .collect::<anyhow::Result<_>>()?
+        }
     };
     print!("{}", SignalingReport::table(&reports));
     Ok(())

@@ -8,8 +8,12 @@
 //! Scenarios:
 //! - [`signaling`]: many XMPP-over-WebSocket sessions in MUC rooms exchanging
 //!   presence, the load a Jitsi signaling server carries.
+//! - [`media`]: participants that join real calls (conference request, MUC,
+//!   Jingle, ICE/DTLS/SRTP) and send audio and simulcast video, the load a
+//!   focus and a bridge carry.
 
+pub mod media;
 pub mod procfs;
 pub mod signaling;
-mod stats;
+pub mod stats;
 mod xmpp;

@@ -13,6 +13,18 @@ impl Latencies {
         self.0.extend(other.0);
     }
 
+    pub fn merge_ref(&mut self, other: &Latencies) {
+        self.0.extend_from_slice(&other.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The `p`-th percentile (0..=100) in milliseconds, `None` without samples.
     pub fn percentile_ms(&mut self, p: f64) -> Option<f64> {
         if self.0.is_empty() {
@@ -21,6 +33,14 @@ impl Latencies {
         self.0.sort_unstable();
         let rank = ((p / 100.0) * (self.0.len() - 1) as f64).round() as usize;
         Some(self.0[rank.min(self.0.len() - 1)] as f64 / 1000.0)
+    }
+}
+
+impl Extend<std::time::Duration> for Latencies {
+    fn extend<I: IntoIterator<Item = std::time::Duration>>(&mut self, iter: I) {
+        for d in iter {
+            self.push(d.as_micros() as u64);
+        }
     }
 }
 

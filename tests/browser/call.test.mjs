@@ -88,6 +88,15 @@ test('two participants over WebSocket see and hear each other, talk over the bri
     return p?.getTracksByMediaType('audio')[0]?.isMuted() === false;
   }, a.id, { timeout: 10_000 });
 
+  // A, the first in the room and so its moderator, mutes B through the focus.
+  await a.page.waitForFunction(() => window.conference.isModerator(), null, { timeout: 10_000 });
+  await a.page.evaluate((id) => window.conference.muteParticipant(id, 'audio'), b.id);
+  await b.page.waitForFunction(
+    () => window.localTracks.find((t) => t.getType() === 'audio').isMuted(),
+    null,
+    { timeout: 10_000 },
+  );
+
   // B leaves: A sees it go.
   await b.page.evaluate(() => window.stop());
   const left = await pageEvent(a.page, 'USER_LEFT');

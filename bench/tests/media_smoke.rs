@@ -1,0 +1,153 @@
+//! `bench media` against the real `oxbridge serve` binary on loopback: two
+//! rooms of two, both sending, every participant gets the other's audio and
+//! video with no loss.
+//!
+//! Binary: $OXBRIDGE_BIN or <workspace>/target/debug/oxbridge.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bench::media::participant::Stage;
+use bench::media::{MediaArgs, run_detailed};
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    http: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("oxbridge.log")).unwrap_or_default();
+            eprintln!("----- oxbridge log -----\n{log}\n----- end of log -----");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = "GET /about/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut answer = String::new();
+    s.write_all(req.as_bytes()).is_ok()
+        && s.read_to_string(&mut answer).is_ok()
+        && answer.split_whitespace().nth(1) == Some("200")
+}
+
+fn start_server() -> Server {
+    let bin = std::env::var_os("OXBRIDGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/oxbridge")
+        });
+    assert!(
+        bin.exists(),
+        "oxbridge binary not found at {} (set OXBRIDGE_BIN or build it)",
+        bin.display()
+    );
+    let dir = std::env::temp_dir().join(format!("oxbridge-bench-media-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (http, xmpp, component) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "domain = \"localhost\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n[xmpp]\nlisten = \"127.0.0.1:{xmpp}\"\n\
+component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    std::fs::write(dir.join("oxbridge.toml"), config).unwrap();
+    let log = std::fs::File::create(dir.join("oxbridge.log")).unwrap();
+    let mut cmd = Command::new(&bin);
+    cmd.args(["serve", "--config"])
+        .arg(dir.join("oxbridge.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    // OXBRIDGE_* variables are config overrides for the server; pass none of ours.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OXBRIDGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut server = Server {
+        child: cmd.spawn().unwrap(),
+        dir,
+        http,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthy(http) {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("oxbridge exited during startup: {status}");
+        }
+        assert!(Instant::now() < deadline, "oxbridge not healthy after 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rooms_of_two_exchange_media_without_loss() {
+    let server = start_server();
+    let args = MediaArgs {
+        url: format!("http://127.0.0.1:{}", server.http),
+        domain: "localhost".into(),
+        muc: None,
+        focus: None,
+        preset: None,
+        rooms: Some(2),
+        participants: Some(2),
+        senders: Some(2),
+        duration: Duration::from_secs(3),
+        join_rate: 20.0,
+        stage_timeout: Duration::from_secs(10),
+        max_height: 360,
+        server_pid: Some(server.child.id()),
+        label: "oxbridge".into(),
+        json: None,
+    };
+    let (report, outcomes) = run_detailed(args).await.unwrap();
+    assert_eq!(outcomes.len(), 4);
+    for o in &outcomes {
+        assert_eq!(o.error, None, "participant {} failed", o.spec.index);
+        assert_eq!(o.reached, Stage::Running);
+        assert!(
+            o.bridge_channel,
+            "participant {} had no bridge channel",
+            o.spec.index
+        );
+        let peer = outcomes
+            .iter()
+            .find(|p| p.spec.room == o.spec.room && p.spec.index != o.spec.index)
+            .unwrap();
+        // 3 s of 50 audio + ~60 video packets a second, give or take the start.
+        let got = o.received_from.get(&peer.endpoint).copied().unwrap_or(0);
+        assert!(
+            got > 150,
+            "participant {} got {got} packets from its peer {}: {:?}",
+            o.spec.index,
+            peer.endpoint,
+            o.received_from
+        );
+        assert_eq!(o.received_from.len(), 1, "media only from the own room");
+        assert_eq!(o.lost, 0, "participant {} lost packets", o.spec.index);
+        assert!(o.latency.len() > 100, "one-way latency sampled");
+    }
+    assert_eq!((report.running, report.failed), (4, 0));
+    assert!(report.join_p99_ms.is_some() && report.first_media_p99_ms.is_some());
+    assert!(report.packets_in_per_sec > 300.0, "{report:?}");
+    assert!(report.server_cores_used.is_some());
+}
