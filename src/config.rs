@@ -87,6 +87,9 @@ pub struct SfuConfig {
     pub workers: usize,
     /// Where this bridge runs (matched against participants' regions).
     pub region: Option<String>,
+    /// Kernel buffer for the media socket, each direction (capped by
+    /// net.core.rmem_max / wmem_max).
+    pub socket_buffer_bytes: usize,
 }
 
 impl Default for SfuConfig {
@@ -98,6 +101,7 @@ impl Default for SfuConfig {
             id: bridge.id,
             workers: bridge.workers,
             region: bridge.region,
+            socket_buffer_bytes: bridge.socket_buffer,
         }
     }
 }
@@ -110,6 +114,7 @@ impl SfuConfig {
             id: self.id.clone(),
             workers: self.workers,
             region: self.region.clone(),
+            socket_buffer: self.socket_buffer_bytes,
         }
     }
 }

@@ -159,6 +159,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bridge = std::sync::Arc::new(
         sfu::bridge::Bridge::start(config.sfu.bridge()).context("sfu media port")?,
     );
+    // Linux reports twice the size it granted.
+    if bridge.receive_buffer() / 2 < config.sfu.socket_buffer_bytes {
+        tracing::warn!(
+            granted = bridge.receive_buffer(),
+            asked = config.sfu.socket_buffer_bytes,
+            "the media socket got a smaller receive buffer than configured; bursts may be dropped: raise net.core.rmem_max"
+        );
+    }
     let registry = prometheus::Registry::new();
     signaling.register_metrics(&registry)?;
     registry.register(Box::new(sfu::metrics::BridgeCollector::new(bridge.clone())))?;

@@ -44,6 +44,9 @@ pub struct BridgeConfig {
     pub workers: usize,
     /// Where this bridge runs, for region-aware bridge selection.
     pub region: Option<String>,
+    /// Kernel buffer asked for each direction of the media socket: bursts of
+    /// video frames from many senders land at once.
+    pub socket_buffer: usize,
 }
 
 impl Default for BridgeConfig {
@@ -54,6 +57,7 @@ impl Default for BridgeConfig {
             id: "oxbridge".into(),
             workers: 0,
             region: None,
+            socket_buffer: 8 << 20,
         }
     }
 }
@@ -82,6 +86,7 @@ struct Placement {
 pub struct Bridge {
     id: String,
     region: Option<String>,
+    receive_buffer: usize,
     addr: SocketAddr,
     workers: Vec<Worker>,
     placement: Mutex<Placement>,
@@ -98,6 +103,11 @@ impl Bridge {
         let cert = Certificate::generate().map_err(io::Error::other)?;
         let socket = UdpSocket::bind(config.bind)?;
         let bound = socket.local_addr()?;
+        // Best effort: the kernel caps it at net.core.rmem_max / wmem_max.
+        let sock = socket2::SockRef::from(&socket);
+        let _ = sock.set_recv_buffer_size(config.socket_buffer);
+        let _ = sock.set_send_buffer_size(config.socket_buffer);
+        let receive_buffer = sock.recv_buffer_size().unwrap_or(0);
         let addr = SocketAddr::new(config.advertise.unwrap_or(bound.ip()), bound.port());
         if addr.ip().is_unspecified() {
             return Err(io::Error::new(
@@ -154,6 +164,7 @@ impl Bridge {
         Ok(Bridge {
             id: config.id,
             region: config.region,
+            receive_buffer,
             addr,
             placement: Mutex::new(Placement {
                 conferences: HashMap::new(),
@@ -171,6 +182,12 @@ impl Bridge {
     /// The id in this bridge's channel URLs.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The media socket's receive buffer as the kernel granted it (Linux
+    /// reports twice what was set, for its bookkeeping).
+    pub fn receive_buffer(&self) -> usize {
+        self.receive_buffer
     }
 
     /// The advertised media address.
