@@ -27,6 +27,7 @@ const EXT_AUDIO_LEVEL: u8 = 1;
 const EXT_ABS_SEND_TIME: u8 = 3;
 const EXT_TRANSPORT_CC: u8 = 5;
 
+const RTX_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) const AUDIO_MID: &str = "audio";
@@ -268,9 +269,11 @@ impl Endpoint {
         } else {
             VIDEO_MID
         });
-        self.rtc
-            .direct_api()
-            .declare_stream_tx(ssrc, rtx.map(Ssrc::from), mid, Some(rid));
+        let mut api = self.rtc.direct_api();
+        let tx = api.declare_stream_tx(ssrc, rtx.map(Ssrc::from), mid, Some(rid));
+        // A retransmission later than a second is useless to a live call;
+        // a shorter cache keeps each receiver's memory small.
+        tx.set_rtx_cache(1024, RTX_CACHE_AGE, Some(0.15));
     }
 
     pub fn api(&mut self) -> DirectApi<'_> {

@@ -116,7 +116,11 @@ async fn channel(
     if !matches!(check, Ok(Ok(()))) {
         return (StatusCode::FORBIDDEN, "authentication failed\n").into_response();
     }
+    // Messages are small JSON: the 128 KiB default buffers would cost a
+    // quarter of a megabyte per endpoint.
     upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(8192)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| run(bridge, conference, endpoint, pwd, socket))
 }
