@@ -115,6 +115,7 @@ impl SfuConfig {
             workers: self.workers,
             region: self.region.clone(),
             socket_buffer: self.socket_buffer_bytes,
+            ..Default::default()
         }
     }
 }

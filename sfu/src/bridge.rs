@@ -47,6 +47,9 @@ pub struct BridgeConfig {
     /// Kernel buffer asked for each direction of the media socket: bursts of
     /// video frames from many senders land at once.
     pub socket_buffer: usize,
+    /// How long a receiver waits for a new source's audio
+    /// ([`Router::set_audio_hold`]).
+    pub audio_hold: std::time::Duration,
 }
 
 impl Default for BridgeConfig {
@@ -58,6 +61,7 @@ impl Default for BridgeConfig {
             workers: 0,
             region: None,
             socket_buffer: 8 << 20,
+            audio_hold: crate::router::DEFAULT_AUDIO_HOLD,
         }
     }
 }
@@ -125,10 +129,12 @@ impl Bridge {
         let mut lanes = Vec::with_capacity(count);
         for index in 0..count {
             let inbound = Arc::new(port::Inbound::new(INBOUND_CAP));
+            let mut router = Router::new(cert.clone(), addr);
+            router.set_audio_hold(config.audio_hold);
             let worker = Worker::spawn(
                 index,
                 socket.try_clone()?,
-                Router::new(cert.clone(), addr),
+                router,
                 inbound.clone(),
                 pool.clone(),
                 routes_tx.clone(),

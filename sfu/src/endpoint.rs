@@ -61,6 +61,8 @@ pub(crate) struct Endpoint {
     pub rtx: Vec<(u32, u32)>,
     /// Video of others this endpoint receives, by the source's first SSRC.
     pub video_in: HashMap<u32, VideoForward>,
+    /// Audio of others it receives, by SSRC: when forwarding may start.
+    pub audio_in: HashMap<u32, Instant>,
     /// Streams declared towards this endpoint, to keep rids unique.
     tx_count: u32,
     /// The source (first SSRC) behind each stream's rid, so a key frame
@@ -158,6 +160,7 @@ impl Endpoint {
             video_layers: Vec::new(),
             rtx: Vec::new(),
             video_in: HashMap::new(),
+            audio_in: HashMap::new(),
             tx_count: 0,
             tx_by_rid: HashMap::new(),
             channel_pwd: random_token(24),

@@ -29,6 +29,9 @@ use forward::{subscribe, write_audio, write_video};
 
 /// Longest a router sleeps without looking at its endpoints.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
+/// See [`Router::set_audio_hold`]: a browser applies a `source-add` within a
+/// second here even with three browsers on two cores.
+pub const DEFAULT_AUDIO_HOLD: Duration = Duration::from_millis(1500);
 /// How often allocations are redone with fresh rates and estimates.
 const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
 /// Bound on timeout passes for one endpoint at one instant.
@@ -120,6 +123,8 @@ pub struct Router {
     now: Instant,
     /// When every receiver's allocation was last redone with fresh rates.
     allocated_at: Instant,
+    /// How long a receiver waits for a new source's audio (see [`Router::set_audio_hold`]).
+    audio_hold: Duration,
 }
 
 impl Router {
@@ -141,6 +146,7 @@ impl Router {
             stats: RouterStats::default(),
             now: Instant::now(),
             allocated_at: Instant::now(),
+            audio_hold: DEFAULT_AUDIO_HOLD,
         }
     }
 
@@ -151,6 +157,15 @@ impl Router {
             largest_conference: self.conferences.values().map(Vec::len).max().unwrap_or(0),
             ..self.stats
         }
+    }
+
+    /// How long a receiver waits before it gets a new source's audio. Its
+    /// browser learns of the source by Jingle (`source-add`) a little after
+    /// the bridge does; audio arriving before the browser applied it is bound
+    /// by Chrome to the wrong receiver, and that source stays silent for good.
+    /// Video needs no hold: it waits for a key frame the browser asks for.
+    pub fn set_audio_hold(&mut self, hold: Duration) {
+        self.audio_hold = hold;
     }
 
     pub fn has_conference(&self, conference: &str) -> bool {
@@ -191,7 +206,13 @@ impl Router {
         // The newcomer is sent what those already there send.
         for other in members.iter() {
             if let Some(o) = &self.endpoints[*other] {
-                subscribe(&mut ep, &o.audio_ssrcs, &o.video_layers, &o.rtx);
+                subscribe(
+                    now + self.audio_hold,
+                    &mut ep,
+                    &o.audio_ssrcs,
+                    &o.video_layers,
+                    &o.rtx,
+                );
             }
         }
         members.push(key);
@@ -238,7 +259,7 @@ impl Router {
                 .collect();
             for other in others {
                 if let Some(o) = self.endpoints[other].as_mut() {
-                    subscribe(o, &audio, &video, &rtx);
+                    subscribe(now + self.audio_hold, o, &audio, &video, &rtx);
                     self.dirty.push(other);
                     // New sources get the layer the receiver's wishes and last-N give them.
                     self.apply_constraints(other);
@@ -316,6 +337,9 @@ impl Router {
                 if let Some(o) = self.endpoints[*other].as_mut() {
                     for layers in &ep.video_layers {
                         o.video_in.remove(&layers[0]);
+                    }
+                    for s in &ep.audio_ssrcs {
+                        o.audio_in.remove(s);
                     }
                 }
             }
@@ -552,7 +576,7 @@ impl Router {
                 continue;
             };
             let wrote = if is_audio {
-                write_audio(receiver, p)
+                write_audio(now, receiver, p)
             } else if let Some((source, layer)) = video {
                 write_video(now, receiver, source, layer, p, vp8.as_ref())
             } else {

@@ -6,6 +6,7 @@ use str0m::rtp::Vp8Descriptor;
 
 /// Declares, on `receiver`, the streams of another endpoint's sources.
 pub(super) fn subscribe(
+    ready_at: Instant,
     receiver: &mut Endpoint,
     audio: &[u32],
     video: &[Vec<u32>],
@@ -13,6 +14,7 @@ pub(super) fn subscribe(
 ) {
     for s in audio {
         receiver.send_stream(*s, None, MediaKind::Audio);
+        receiver.audio_in.entry(*s).or_insert(ready_at);
     }
     for layers in video {
         // Receivers know a source by its first SSRC and that SSRC's RTX pair.
@@ -31,7 +33,14 @@ pub(super) fn subscribe(
     }
 }
 
-pub(super) fn write_audio(receiver: &mut Endpoint, p: &RtpPacket) -> bool {
+pub(super) fn write_audio(now: Instant, receiver: &mut Endpoint, p: &RtpPacket) -> bool {
+    if receiver
+        .audio_in
+        .get(&*p.header.ssrc)
+        .is_some_and(|ready| now < *ready)
+    {
+        return false;
+    }
     let mut api = receiver.api();
     let Some(tx) = api.stream_tx(&p.header.ssrc) else {
         return false;

@@ -10,6 +10,8 @@ use sfu::bridge::{Bridge, BridgeConfig};
 pub fn bridge() -> Bridge {
     Bridge::start(BridgeConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
+        // These participants know every source before media flows.
+        audio_hold: Duration::ZERO,
         // Two workers, so conferences on different threads share the port.
         workers: 2,
         ..Default::default()
