@@ -67,6 +67,11 @@ pub struct Conference {
     config: Arc<FocusConfig>,
     bridge: Arc<dyn Colibri>,
     profile: MediaProfile,
+    /// The bridge's own sources (`jvb-a0`, `jvb-v0`), in every offer as Jicofo
+    /// sends them. Without a source on its first audio and video lines, the
+    /// current client's answers switch msid form at the first source-add and
+    /// Chrome then asks to renegotiate dozens of times a second.
+    feedback: EndpointSources,
     joined: bool,
     left: bool,
     /// In join order: the first is the oldest, who inherits ownership.
@@ -95,6 +100,7 @@ impl Conference {
             config,
             bridge,
             profile: MediaProfile::default(),
+            feedback: EndpointSources::bridge_feedback(random_ssrc(), random_ssrc()),
             joined: false,
             left: false,
             participants: BTreeMap::new(),
@@ -298,12 +304,11 @@ impl Conference {
             Err(_) => return,
         };
         let others = self.active_sources(nick);
-        let remote: Vec<RemoteSources<'_>> = others
-            .iter()
-            .map(|(owner, set)| RemoteSources {
+        let remote: Vec<RemoteSources<'_>> = std::iter::once(RemoteSources::from(&self.feedback))
+            .chain(others.iter().map(|(owner, set)| RemoteSources {
                 owner,
                 sources: set,
-            })
+            }))
             .collect();
         let sid = uuid::Uuid::new_v4().simple().to_string();
         let bridge_session = uuid::Uuid::new_v4().to_string();
@@ -701,6 +706,12 @@ impl Conference {
     pub fn poll_stanza(&mut self) -> Option<Element> {
         self.out.pop_front()
     }
+}
+
+/// A non-zero SSRC for the bridge's feedback sources (never sent on).
+fn random_ssrc() -> u32 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]).max(1)
 }
 
 /// A mute request's media (`audio`, `video`, `desktop`), target occupant JID and value.

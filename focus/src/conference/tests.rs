@@ -185,6 +185,12 @@ fn two_participants_are_invited_and_learn_each_others_sources() {
         "{offer}"
     );
     assert!(offer.contains("ufrag='ubob'"), "{offer}");
+    assert!(
+        offer.contains("owner='jvb'")
+            && offer.contains("name='jvb-a0'")
+            && offer.contains("name='jvb-v0'"),
+        "the bridge's own sources are in the offer: {offer}"
+    );
 
     // Alice answers first: nobody else has an accepted session to be told.
     c.handle_iq(now, &accept("alice", &a[0].1, 1111, 2222));
