@@ -250,3 +250,16 @@ export async function receivedBytes(b) {
   const stats = await b.page.evaluate(() => window.inbound());
   return Object.fromEntries(stats.map((s) => [s.ssrc, s.bytes]));
 }
+
+/** Ms from the page's start() to its first decoded remote video frame (getStats polled every 20 ms). */
+export async function firstVideoFrame(b, timeout = 20_000) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    const stats = await b.page.evaluate(() => window.inbound());
+    if (stats.some((s) => s.kind === 'video' && s.frames > 0)) {
+      return b.page.evaluate(() => performance.now() - window.t0);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no remote video frame at ${b.id} within ${timeout} ms`);
+}
