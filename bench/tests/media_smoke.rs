@@ -102,6 +102,8 @@ component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_rooms_of_two_exchange_media_without_loss() {
     let server = start_server();
+    let chart =
+        std::env::temp_dir().join(format!("oxbridge-media-smoke-{}.svg", std::process::id()));
     let args = MediaArgs {
         url: format!("http://127.0.0.1:{}", server.http),
         domain: "localhost".into(),
@@ -118,6 +120,7 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
         server_pid: Some(server.child.id()),
         label: "oxbridge".into(),
         json: None,
+        chart: Some(chart.clone()),
     };
     let (report, outcomes) = run_detailed(args).await.unwrap();
     assert_eq!(outcomes.len(), 4);
@@ -150,4 +153,13 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
     assert!(report.join_p99_ms.is_some() && report.first_media_p99_ms.is_some());
     assert!(report.packets_in_per_sec > 300.0, "{report:?}");
     assert!(report.server_cores_used.is_some());
+    // A point a second, with latency once media flows, drawn into the chart.
+    assert!(report.timeline.len() >= 3, "{:?}", report.timeline);
+    assert!(report.timeline.iter().any(|p| p.one_way_mean_ms.is_some()));
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let _ = std::fs::remove_file(&chart);
+    assert!(
+        svg.starts_with("<svg") && svg.matches("<path").count() == 4,
+        "{svg}"
+    );
 }

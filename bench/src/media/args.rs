@@ -54,6 +54,9 @@ pub struct MediaArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw rates and latency over time as an SVG chart in this file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

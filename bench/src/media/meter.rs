@@ -79,6 +79,11 @@ pub struct Meter {
     samples: usize,
     /// Whether latency samples are being kept (the measured window).
     pub sampling: bool,
+    /// Every stamped packet's one-way latency, summed, counted and the worst
+    /// since the last flush: the timeline's latency curve.
+    pub latency_sum_us: u64,
+    pub latency_count: u64,
+    pub latency_max_us: u64,
 }
 
 impl Meter {
@@ -109,16 +114,20 @@ impl Meter {
         if !t.note(seq) {
             return;
         }
-        if self.sampling
-            && self.samples < MAX_SAMPLES
-            && let Some(sent) = read_stamp(t.video, payload)
-        {
-            let at = stamp::micros(now);
-            // Not one of ours (padding, another generator): no sample.
-            if sent <= at && at - sent < 10_000_000 {
-                self.latency.push(at - sent);
-                self.samples += 1;
-            }
+        let Some(sent) = read_stamp(t.video, payload) else {
+            return;
+        };
+        let at = stamp::micros(now);
+        // Not one of ours (padding, another generator): no sample.
+        if sent > at || at - sent >= 10_000_000 {
+            return;
+        }
+        self.latency_sum_us += at - sent;
+        self.latency_count += 1;
+        self.latency_max_us = self.latency_max_us.max(at - sent);
+        if self.sampling && self.samples < MAX_SAMPLES {
+            self.latency.push(at - sent);
+            self.samples += 1;
         }
     }
 

@@ -11,9 +11,10 @@
 //! 4. the bridge channel, with receiver video constraints.
 //!
 //! [`runner`] starts them at a join rate, measures a window and sums the
-//! figures into a [`report::MediaReport`].
+//! figures into a [`report::MediaReport`]; [`chart`] draws its timeline.
 
 pub mod args;
+pub mod chart;
 mod generate;
 pub mod jingle;
 mod meter;

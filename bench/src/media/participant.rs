@@ -235,7 +235,7 @@ async fn media_loop(
     let mut send = |to: SocketAddr, data: &[u8]| {
         let _ = socket.try_send_to(data, to);
     };
-    let mut flushed = [0u64; 4];
+    let mut flushed = [0u64; 6];
     let mut wakes = 0u64;
     let mut next_flush = Instant::now();
     loop {
@@ -340,18 +340,26 @@ fn advance(
 }
 
 /// Adds what changed since the last flush to the shared totals.
-fn flush(live: &Live, peer: &Peer, flushed: &mut [u64; 4]) {
+fn flush(live: &Live, peer: &mut Peer, flushed: &mut [u64; 6]) {
     let now = [
         peer.meter.packets,
         peer.meter.bytes,
         peer.counters.packets_out,
         peer.counters.bytes_out,
+        peer.meter.latency_sum_us,
+        peer.meter.latency_count,
     ];
+    live.latency_max_us.fetch_max(
+        std::mem::take(&mut peer.meter.latency_max_us),
+        Ordering::Relaxed,
+    );
     for (i, counter) in [
         &live.packets_in,
         &live.bytes_in,
         &live.packets_out,
         &live.bytes_out,
+        &live.latency_sum_us,
+        &live.latency_count,
     ]
     .into_iter()
     .enumerate()

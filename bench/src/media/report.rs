@@ -46,6 +46,22 @@ pub struct MediaReport {
     pub wakes_per_participant_sec: f64,
     /// Simulated participants per busy core of this process.
     pub participants_per_generator_core: Option<f64>,
+    /// One point a second, joining and measuring.
+    #[serde(default)]
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The run's state over one second, for the chart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Since the first participant started.
+    pub t_secs: f64,
+    pub running: u64,
+    pub packets_in_per_sec: f64,
+    pub packets_out_per_sec: f64,
+    pub one_way_mean_ms: Option<f64>,
+    pub one_way_max_ms: Option<f64>,
+    pub server_cores: Option<f64>,
 }
 
 impl MediaReport {

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::args::MediaArgs;
 use super::participant::{self, Outcome, Spec};
 use super::report::MediaReport;
+use super::report::TimelinePoint;
 use crate::procfs;
 use crate::stats::Latencies;
 
@@ -36,6 +37,11 @@ pub struct Live {
     pub bytes_out: AtomicU64,
     /// Times a participant task woke (timers, datagrams, stanzas).
     pub wakes: AtomicU64,
+    /// One-way latency of every stamped packet received: sum, count, and the
+    /// worst since the progress line last read it.
+    pub latency_sum_us: AtomicU64,
+    pub latency_count: AtomicU64,
+    pub latency_max_us: AtomicU64,
     /// Latency samples are taken while this is set.
     pub measuring: AtomicBool,
     pub stop: watch::Receiver<bool>,
@@ -84,6 +90,9 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         packets_out: AtomicU64::new(0),
         bytes_out: AtomicU64::new(0),
         wakes: AtomicU64::new(0),
+        latency_sum_us: AtomicU64::new(0),
+        latency_count: AtomicU64::new(0),
+        latency_max_us: AtomicU64::new(0),
         measuring: AtomicBool::new(false),
         stop,
     });
@@ -130,9 +139,10 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
     // Joining: until everyone runs or failed, or the join window is over.
     let join_window = gap * total as u32 + plan.stage_timeout * 4;
     let mut last = Snapshot::take(&live);
+    let mut timeline = Vec::new();
     while started.elapsed() < join_window {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        last = progress("joining", &live, last, total, None);
+        last = progress("joining", &live, last, total, None, &mut timeline, started);
         let settled = live.running.load(Ordering::Relaxed) + live.failed.load(Ordering::Relaxed);
         if settled >= total as u64 {
             break;
@@ -154,7 +164,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
             (Some(a), Some(b)) => Some(procfs::cores_used(&a, &b)),
             _ => None,
         };
-        last = progress("measuring", &live, last, total, srv);
+        last = progress("measuring", &live, last, total, srv, &mut timeline, started);
     }
     let end = Snapshot::take(&live);
     let wall = measure_start.elapsed().as_secs_f64();
@@ -179,7 +189,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         _ => None,
     };
     let generator_cores = procfs::cores_used(&me_start, &me_end);
-    let report = summarise(
+    let mut report = summarise(
         &args,
         &outcomes,
         &d,
@@ -188,6 +198,11 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         srv_end,
         generator_cores,
     );
+    report.timeline = timeline;
+    if let Some(path) = &args.chart {
+        std::fs::write(path, super::chart::svg(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -208,7 +223,7 @@ fn local_server(ws_url: &str) -> Option<u32> {
 #[derive(Clone, Copy)]
 struct Snapshot {
     at: Instant,
-    v: [u64; 5],
+    v: [u64; 7],
 }
 
 impl Snapshot {
@@ -219,6 +234,8 @@ impl Snapshot {
             &live.packets_out,
             &live.bytes_out,
             &live.wakes,
+            &live.latency_sum_us,
+            &live.latency_count,
         ]
         .map(|c| c.load(Ordering::Relaxed));
         Snapshot {
@@ -230,15 +247,33 @@ impl Snapshot {
     fn minus(&self, earlier: &Snapshot) -> Snapshot {
         Snapshot {
             at: self.at,
-            v: [0, 1, 2, 3, 4].map(|i| self.v[i] - earlier.v[i]),
+            v: std::array::from_fn(|i| self.v[i] - earlier.v[i]),
         }
     }
 }
 
-fn progress(phase: &str, live: &Live, last: Snapshot, total: usize, srv: Option<f64>) -> Snapshot {
+fn progress(
+    phase: &str,
+    live: &Live,
+    last: Snapshot,
+    total: usize,
+    srv: Option<f64>,
+    timeline: &mut Vec<TimelinePoint>,
+    started: Instant,
+) -> Snapshot {
     let now = Snapshot::take(live);
     let secs = now.at.duration_since(last.at).as_secs_f64().max(1e-3);
     let d = now.minus(&last);
+    timeline.push(TimelinePoint {
+        t_secs: now.at.duration_since(started).as_secs_f64(),
+        running: live.running.load(Ordering::Relaxed),
+        packets_in_per_sec: d.v[0] as f64 / secs,
+        packets_out_per_sec: d.v[2] as f64 / secs,
+        one_way_mean_ms: (d.v[6] > 0).then(|| d.v[5] as f64 / d.v[6] as f64 / 1000.0),
+        one_way_max_ms: Some(live.latency_max_us.swap(0, Ordering::Relaxed) as f64 / 1000.0)
+            .filter(|_| d.v[6] > 0),
+        server_cores: srv,
+    });
     let srv = srv
         .map(|c| format!(", server {c:.2} cores"))
         .unwrap_or_default();
@@ -340,5 +375,6 @@ fn summarise(
         wakes_per_participant_sec: d.v[4] as f64 / wall / outcomes.len().max(1) as f64,
         participants_per_generator_core: (generator_cores > 0.01)
             .then(|| outcomes.len() as f64 / generator_cores),
+        timeline: Vec::new(),
     }
 }
