@@ -113,10 +113,6 @@ impl Conference {
         }
     }
 
-    pub fn room(&self) -> &str {
-        &self.room
-    }
-
     /// The focus is in the room (its self-presence came back).
     pub fn is_joined(&self) -> bool {
         self.joined
@@ -125,11 +121,6 @@ impl Conference {
     /// Everyone left and the focus left the room: drop this conference.
     pub fn is_over(&self) -> bool {
         self.left
-    }
-
-    /// Participants present now (the focus not counted).
-    pub fn size(&self) -> usize {
-        self.by_nick.len()
     }
 
     /// Sends the focus's join presence, with what Jicofo publishes there.
@@ -174,13 +165,13 @@ impl Conference {
             return;
         }
         match kind {
-            None => self.occupant_present(now, &nick, presence),
+            None => self.occupant_present(&nick, presence),
             Some("unavailable") => self.occupant_left(now, &nick),
             _ => {}
         }
     }
 
-    fn occupant_present(&mut self, now: Instant, nick: &str, presence: &Element) {
+    fn occupant_present(&mut self, nick: &str, presence: &Element) {
         let item = presence
             .child("x", ns::MUC_USER)
             .and_then(|x| x.child("item", ns::MUC_USER));
@@ -210,7 +201,7 @@ impl Conference {
         if self.owner.is_none() {
             self.grant_owner(nick);
         }
-        self.invite_all(now);
+        self.invite_all();
     }
 
     fn occupant_left(&mut self, now: Instant, nick: &str) {
@@ -270,7 +261,7 @@ impl Conference {
     }
 
     /// Invites everyone without a session once enough people are here.
-    fn invite_all(&mut self, now: Instant) {
+    fn invite_all(&mut self) {
         if self.by_nick.len() < self.config.min_participants.max(1) {
             return;
         }
@@ -286,12 +277,12 @@ impl Conference {
             .cloned()
             .collect();
         for nick in waiting {
-            self.invite(now, &nick);
+            self.invite(&nick);
         }
     }
 
     /// Allocates `nick`'s endpoint on the bridge and sends it the offer.
-    fn invite(&mut self, _now: Instant, nick: &str) {
+    fn invite(&mut self, nick: &str) {
         let local = match self.bridge.create_endpoint(&self.id, nick) {
             Ok(l) => l,
             Err(sfu::api::ApiError::EndpointExists(_)) => {
@@ -569,7 +560,7 @@ impl Conference {
             if let Some((_, p)) = self.by_nick.get_mut(nick) {
                 p.last_restart = Some(now);
             }
-            self.invite(now, nick);
+            self.invite(nick);
         }
     }
 

@@ -283,14 +283,18 @@ impl Endpoint {
         self.rtc.direct_api()
     }
 
-    /// Which of this endpoint's video sources (first SSRC) and layer `ssrc` is.
-    pub fn video_layer_of(&self, ssrc: u32) -> Option<(u32, u8)> {
-        self.video_layers.iter().find_map(|layers| {
-            layers
-                .iter()
-                .position(|s| *s == ssrc)
-                .map(|i| (layers[0], i as u8))
-        })
+    /// Which of this endpoint's video sources (its index and first SSRC) and
+    /// which layer `ssrc` is.
+    pub fn video_layer_of(&self, ssrc: u32) -> Option<(usize, u32, u8)> {
+        self.video_layers
+            .iter()
+            .enumerate()
+            .find_map(|(index, layers)| {
+                layers
+                    .iter()
+                    .position(|s| *s == ssrc)
+                    .map(|i| (index, layers[0], i as u8))
+            })
     }
 }
 

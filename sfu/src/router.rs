@@ -534,10 +534,8 @@ impl Router {
         if !is_audio && video.is_none() {
             return;
         }
-        if let Some((source, layer)) = video
-            && let Some(i) = sender.video_layers.iter().position(|l| l[0] == source)
-        {
-            sender.video_rates[i][usize::from(layer)].add(now, p.payload.len());
+        if let Some((index, _, layer)) = video {
+            sender.video_rates[index][usize::from(layer)].add(now, p.payload.len());
         }
         if is_audio {
             // RFC 6464 levels are -dBov; str0m hands them over negated.
@@ -577,7 +575,7 @@ impl Router {
             };
             let wrote = if is_audio {
                 write_audio(now, receiver, p)
-            } else if let Some((source, layer)) = video {
+            } else if let Some((_, source, layer)) = video {
                 write_video(now, receiver, source, layer, p, vp8.as_ref())
             } else {
                 false

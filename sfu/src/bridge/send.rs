@@ -80,3 +80,40 @@ impl Sender {
         self.closed = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn runs_of_one_size_and_destination_arrive_as_separate_datagrams_in_order() {
+        let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to_a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to_b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&to_a, &to_b] {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        }
+        let mut sender = Sender::new(from).unwrap();
+        let (a, b) = (to_a.local_addr().unwrap(), to_b.local_addr().unwrap());
+        // One run to A closed by a shorter datagram, one to B, a longer one to A.
+        let sent: Vec<(SocketAddr, Vec<u8>)> = vec![
+            (a, vec![1; 100]),
+            (a, vec![2; 100]),
+            (a, vec![3; 40]),
+            (a, vec![4; 100]),
+            (b, vec![5; 100]),
+            (a, vec![6; 300]),
+        ];
+        for (to, d) in &sent {
+            sender.push(d, *to);
+        }
+        sender.flush();
+        let mut buf = [0u8; 2048];
+        for (to, d) in &sent {
+            let socket = if *to == a { &to_a } else { &to_b };
+            let (n, _) = socket.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &d[..], "datagram {} intact and in order", d[0]);
+        }
+    }
+}

@@ -212,6 +212,7 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
             let result = router.expire_conference(&c);
             let _ = r.send(result.map(|()| before - router.stats().endpoints));
         }
+        // Answered by the loop, which owns the latency histogram too.
         Command::Stats(_) => {}
         Command::ChannelCheck(c, e, p, r) => {
             let _ = r.send(router.channel_check(&c, &e, &p));
@@ -223,6 +224,7 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
             let _ = router.channel_message(&c, &e, &text);
         }
         Command::ChannelClosed(c, e, tx) => router.channel_closed(&c, &e, &tx),
+        // Handled by the loop before it gets here.
         Command::Stop => {}
     }
 }
