@@ -16,4 +16,5 @@ pub mod media;
 pub mod procfs;
 pub mod signaling;
 pub mod stats;
+mod websocket;
 mod xmpp;

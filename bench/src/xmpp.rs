@@ -32,7 +32,11 @@ pub async fn login_anonymous(url: &str, domain: &str) -> anyhow::Result<Session>
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("xmpp"));
     let (mut ws, _) = tokio::time::timeout(
         STEP_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(req, None, true),
+        tokio_tungstenite::connect_async_with_config(
+            req,
+            Some(crate::websocket::small_buffers()),
+            true,
+        ),
     )
     .await
     .context("websocket connect timed out")?

@@ -13,7 +13,6 @@
 //! ```
 
 mod port;
-mod send;
 mod worker;
 
 use std::collections::HashMap;

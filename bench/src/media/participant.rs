@@ -14,6 +14,7 @@ use minidom::Element;
 use serde::Serialize;
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::protocol::Message;
+use udp_batch::BatchSender;
 
 use super::jingle::{self, Accept, LocalTransport, Offer};
 use super::peer::{Peer, PeerCounters};
@@ -203,7 +204,11 @@ type Channel =
 
 /// The bridge channel, with the constraints a client sends on open (§5.2).
 async fn open_channel(plan: &Plan, url: &str) -> anyhow::Result<Channel> {
-    let connect = tokio_tungstenite::connect_async(url);
+    let connect = tokio_tungstenite::connect_async_with_config(
+        url,
+        Some(crate::websocket::small_buffers()),
+        true,
+    );
     let (mut ws, _) = tokio::time::timeout(plan.stage_timeout, connect).await??;
     let constraints = serde_json::json!({
         "colibriClass": "ReceiverVideoConstraints",
@@ -217,6 +222,22 @@ async fn open_channel(plan: &Plan, url: &str) -> anyhow::Result<Channel> {
 
 /// How often a participant adds its counts to the shared totals.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Each participant's timers (audio packets, video frames, str0m's RTCP and
+/// feedback) fire on a grid, so those falling into one slot cost one
+/// wake-up. Latency is unaffected: packets carry the time they were sent, and
+/// packets str0m queued are released without waiting (see `Peer::drain`).
+/// Grids of different participants are out of phase so the server sees no
+/// synchronised bursts.
+const TICK: Duration = Duration::from_millis(10);
+
+/// `t` rounded up to the grid starting at `base`.
+fn on_grid(t: Instant, base: Instant) -> Instant {
+    let since = t.saturating_duration_since(base).as_nanos();
+    let step = TICK.as_nanos();
+    let slots = since.div_ceil(step);
+    base + Duration::from_nanos((slots * step) as u64)
+}
 
 #[allow(clippy::too_many_arguments)]
 async fn media_loop(
@@ -232,12 +253,14 @@ async fn media_loop(
     let mut stop = live.stop.clone();
     let mut deadline = Instant::now() + plan.stage_timeout;
     let mut buf = vec![0u8; 2048];
-    let mut send = |to: SocketAddr, data: &[u8]| {
-        let _ = socket.try_send_to(data, to);
-    };
+    // A video frame's packets leave in one system call.
+    let mut sender = BatchSender::new(socket)?;
     let mut flushed = [0u64; 6];
     let mut wakes = 0u64;
     let mut next_flush = Instant::now();
+    // Spread over the slot by index: 3.7 ms apart, modulo the slot.
+    let phase = (out.spec.index as u128 * 3_700_000) % TICK.as_nanos();
+    let grid = t0 + Duration::from_nanos(phase as u64);
     loop {
         let now = Instant::now();
         advance(out, peer, now, t0, &mut deadline, plan.stage_timeout, live);
@@ -254,7 +277,10 @@ async fn media_loop(
             flush(live, peer, &mut flushed);
             next_flush = now + FLUSH_EVERY;
         }
-        let due = peer.next_due().min(next_flush).max(now);
+        let timers = peer
+            .media_due()
+            .map_or(peer.timeout(), |d| d.min(peer.timeout()));
+        let due = on_grid(timers, grid).min(next_flush).max(now);
         let due = if out.reached == Stage::Running {
             due
         } else {
@@ -268,13 +294,19 @@ async fn media_loop(
                 // Everything queued, one wake.
                 loop {
                     match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => peer.receive(now, from, &buf[..n], &mut send),
+                        Ok((n, from)) => {
+                            peer.receive(now, from, &buf[..n], &mut |to, d| sender.push(d, to))
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => return Err(e.into()),
                     }
                 }
+                sender.flush();
             }
-            _ = tokio::time::sleep_until(due.into()) => peer.tick(Instant::now(), &mut send),
+            _ = tokio::time::sleep_until(due.into()) => {
+                peer.tick(Instant::now(), &mut |to, d| sender.push(d, to));
+                sender.flush();
+            }
             frame = sig.ws.next() => {
                 let Some(Ok(frame)) = frame else { bail!("XMPP connection closed") };
                 if let Message::Text(t) = frame

@@ -180,13 +180,15 @@ impl Peer {
         self.rtc.direct_api().remove_stream_rx(Ssrc::from(s.ssrc));
     }
 
-    /// When str0m or a generator next needs [`Peer::tick`].
-    pub fn next_due(&self) -> Instant {
-        let mut due = self.timeout;
-        if let Some(s) = &self.sending {
-            due = due.min(s.audio.next_due()).min(s.camera.next_due());
-        }
-        due
+    /// When str0m next needs [`Peer::tick`] (queued packets wait for it).
+    pub fn timeout(&self) -> Instant {
+        self.timeout
+    }
+
+    /// When a generator next has a packet or frame for [`Peer::tick`].
+    pub fn media_due(&self) -> Option<Instant> {
+        let s = self.sending.as_ref()?;
+        Some(s.audio.next_due().min(s.camera.next_due()))
     }
 
     /// A datagram arrived on our socket.
@@ -254,9 +256,16 @@ impl Peer {
     }
 
     fn drain(&mut self, now: Instant, send: &mut impl FnMut(SocketAddr, &[u8])) {
+        // str0m releases written packets on its next timeout, which is
+        // usually due at once: serve it here rather than wake up again.
+        let mut rounds = 0;
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => send(t.destination, &t.contents),
+                Ok(Output::Timeout(t)) if t <= now && rounds < 4 => {
+                    rounds += 1;
+                    let _ = self.rtc.handle_input(Input::Timeout(now));
+                }
                 Ok(Output::Timeout(t)) => {
                     self.timeout = t;
                     break;

@@ -9,8 +9,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use udp_batch::BatchSender;
+
 use super::port::{Inbound, Pool};
-use super::send::Sender;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::latency::LatencyHistogram;
 use crate::router::{RouteChange, Router, RouterStats};
@@ -66,7 +67,10 @@ impl Worker {
         pool: Arc<Pool>,
         routes: mpsc::Sender<(usize, RouteChange)>,
     ) -> io::Result<Worker> {
-        let sender = Sender::new(socket)?;
+        let sender = BatchSender::new(socket)?;
+        // Sending made the socket (shared with the port's receiver)
+        // non-blocking; the port blocks in recv, so switch it back.
+        sender.socket().set_nonblocking(false)?;
         let (commands, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("sfu-media-{index}"))
@@ -135,7 +139,7 @@ struct Running {
     latency: LatencyHistogram,
     /// Receive times of the datagrams in the batch being handled.
     batch: Vec<Instant>,
-    sender: Sender,
+    sender: BatchSender<UdpSocket>,
     router: Router,
     inbound: Arc<Inbound>,
     pool: Arc<Pool>,

@@ -1,15 +1,31 @@
 //! Batched sending: consecutive datagrams to one destination, of one size
 //! (the last may be shorter), leave in one GSO system call, so the kernel walks
 //! its UDP stack once per run instead of once per packet.
+//!
+//! ```
+//! let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+//! let to = socket.local_addr().unwrap();
+//! let mut sender = udp_batch::BatchSender::new(&socket).unwrap();
+//! for _ in 0..3 {
+//!     sender.push(&[0u8; 1200], to);
+//! }
+//! sender.flush(); // three datagrams, one system call where the kernel has GSO
+//! ```
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
 
-use quinn_udp::{Transmit, UdpSocketState};
+use quinn_udp::{Transmit, UdpSockRef, UdpSocketState};
 
 /// Collects a run of datagrams and sends it when the next one does not fit.
-pub(super) struct Sender {
-    socket: UdpSocket,
+///
+/// Works on any socket with a file descriptor (std or tokio, owned or
+/// borrowed). Creating it makes the socket non-blocking: a full send buffer
+/// drops datagrams, as the network could, instead of stalling the caller.
+/// Receiving on the same socket is unchanged: one datagram per recv.
+pub struct BatchSender<S: AsFd> {
+    socket: S,
     state: UdpSocketState,
     batch: Vec<u8>,
     destination: Option<SocketAddr>,
@@ -19,13 +35,16 @@ pub(super) struct Sender {
     closed: bool,
 }
 
-impl Sender {
-    pub(super) fn new(socket: UdpSocket) -> io::Result<Sender> {
-        let state = UdpSocketState::new((&socket).into())?;
-        // The state switches the socket (shared with the port's receiver) to
-        // non-blocking; the port blocks in recv, so switch it back.
-        socket.set_nonblocking(false)?;
-        Ok(Sender {
+impl<S: AsFd> BatchSender<S> {
+    pub fn new(socket: S) -> io::Result<BatchSender<S>> {
+        let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        // quinn-udp also turns on receive offload (GRO), after which the
+        // kernel hands a plain recv several datagrams glued into one: a
+        // receiver sharing this socket would take them for garbage.
+        #[cfg(target_os = "linux")]
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::UdpGroSegment, &false)
+            .map_err(io::Error::from)?;
+        Ok(BatchSender {
             socket,
             state,
             batch: Vec::with_capacity(64 * 1500),
@@ -36,7 +55,13 @@ impl Sender {
         })
     }
 
-    pub(super) fn push(&mut self, datagram: &[u8], to: SocketAddr) {
+    /// The socket, e.g. to receive on it or to change its options.
+    pub fn socket(&self) -> &S {
+        &self.socket
+    }
+
+    /// Adds a datagram; sends the run so far first if it cannot join it.
+    pub fn push(&mut self, datagram: &[u8], to: SocketAddr) {
         let fits = self.destination == Some(to)
             && !self.closed
             && datagram.len() <= self.segment
@@ -51,7 +76,8 @@ impl Sender {
         self.closed = datagram.len() < self.segment;
     }
 
-    pub(super) fn flush(&mut self) {
+    /// Sends the run collected so far.
+    pub fn flush(&mut self) {
         let Some(destination) = self.destination.take() else {
             return;
         };
@@ -65,14 +91,12 @@ impl Sender {
         // A full send buffer or an unreachable peer loses these datagrams, as
         // the network could. A device refusing GSO (EIO/EINVAL) has turned it
         // off in the state by now: that one run goes out datagram by datagram.
-        if self
-            .state
-            .try_send((&self.socket).into(), &transmit)
-            .is_err()
-            && self.count > 1
-        {
+        let socket = UdpSockRef::from(&self.socket);
+        if self.state.try_send(socket, &transmit).is_err() && self.count > 1 {
+            let socket = socket2::SockRef::from(&self.socket);
+            let to = destination.into();
             for d in self.batch.chunks(self.segment) {
-                let _ = self.socket.send_to(d, destination);
+                let _ = socket.send_to(d, &to);
             }
         }
         self.batch.clear();
@@ -84,6 +108,7 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::UdpSocket;
     use std::time::Duration;
 
     #[test]
@@ -94,7 +119,7 @@ mod tests {
         for s in [&to_a, &to_b] {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         }
-        let mut sender = Sender::new(from).unwrap();
+        let mut sender = BatchSender::new(from).unwrap();
         let (a, b) = (to_a.local_addr().unwrap(), to_b.local_addr().unwrap());
         // One run to A closed by a shorter datagram, one to B, a longer one to A.
         let sent: Vec<(SocketAddr, Vec<u8>)> = vec![
@@ -114,6 +139,26 @@ mod tests {
             let socket = if *to == a { &to_a } else { &to_b };
             let (n, _) = socket.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], &d[..], "datagram {} intact and in order", d[0]);
+        }
+    }
+
+    #[test]
+    fn a_socket_that_also_sends_in_batches_still_receives_one_datagram_per_recv() {
+        let to = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _its_own_sender = BatchSender::new(&to).unwrap();
+        to.set_nonblocking(false).unwrap();
+        to.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut sender = BatchSender::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+        let addr = to.local_addr().unwrap();
+        for i in 0..8u8 {
+            sender.push(&[i; 1000], addr);
+        }
+        sender.flush();
+        let mut buf = [0u8; 65536];
+        for i in 0..8u8 {
+            let (n, _) = to.recv_from(&mut buf).unwrap();
+            assert_eq!(n, 1000, "datagram {i} arrives alone, not glued to the next");
+            assert!(buf[..n].iter().all(|b| *b == i));
         }
     }
 }
