@@ -19,11 +19,13 @@ use signaling::stanza::{ErrorType, StanzaError, error_reply, iq_result};
 use signaling::xml::Element;
 
 use crate::FocusConfig;
+use crate::features::{self, DISCOVERY_TIMEOUT, Features};
 use crate::jingle::{
     self, Answer, BridgeSession, ClientJingle, MediaProfile, Offer, Reason, RemoteSources,
     SourceEncoding, TransportUpdate,
 };
 use crate::source::{EndpointSources, SourceSet};
+use crate::start_muted::StartMutedPolicy;
 
 /// Why a client's Jingle request was refused (boxed: errors are rare, results common).
 type Refusal = Box<StanzaError>;
@@ -45,6 +47,8 @@ struct Session {
     transport: Option<RemoteTransport>,
     /// What this participant has been told of each other one's sources.
     told: HashMap<String, SourceSet>,
+    /// How sources travel to this participant, fixed for the session.
+    encoding: SourceEncoding,
 }
 
 #[derive(Debug)]
@@ -56,6 +60,12 @@ struct Participant {
     last_restart: Option<Instant>,
     /// Its MUC role; moderators may mute others.
     moderator: bool,
+    /// What its client can do; `None` until it answered our disco#info.
+    features: Option<Features>,
+    /// Participants in the room when it came, itself included.
+    number: usize,
+    /// It has been invited before: a new invitation is a re-invite.
+    invited: bool,
 }
 
 /// A conference: a MUC room and its sessions on one bridge.
@@ -80,18 +90,22 @@ pub struct Conference {
     joins: u64,
     owner: Option<String>,
     alone_since: Option<Instant>,
+    start_muted: StartMutedPolicy,
+    /// Our disco#info queries awaiting an answer: IQ id → nick, deadline.
+    discovering: HashMap<String, (String, Instant)>,
     out: VecDeque<Element>,
     next_id: u64,
 }
 
 impl Conference {
     /// A conference for `room`, not joined yet: [`Conference::join`] sends the
-    /// focus's presence.
+    /// focus's presence. `start_muted` comes from the request that created it.
     pub fn new(
         room: &str,
         focus_jid: &str,
         config: Arc<FocusConfig>,
         bridge: Arc<dyn Colibri>,
+        start_muted: StartMutedPolicy,
     ) -> Conference {
         Conference {
             room: room.to_owned(),
@@ -108,6 +122,8 @@ impl Conference {
             joins: 0,
             owner: None,
             alone_since: None,
+            start_muted,
+            discovering: HashMap::new(),
             out: VecDeque::new(),
             next_id: 0,
         }
@@ -165,17 +181,28 @@ impl Conference {
             return;
         }
         match kind {
-            None => self.occupant_present(&nick, presence),
+            None => self.occupant_present(now, &nick, presence),
             Some("unavailable") => self.occupant_left(now, &nick),
             _ => {}
         }
     }
 
-    fn occupant_present(&mut self, nick: &str, presence: &Element) {
+    fn occupant_present(&mut self, now: Instant, nick: &str, presence: &Element) {
         let item = presence
             .child("x", ns::MUC_USER)
             .and_then(|x| x.child("item", ns::MUC_USER));
         let moderator = item.and_then(|i| i.attr("role")) == Some("moderator");
+        // An owner's "everyone starts muted" (the 2021 client's settings).
+        if matches!(
+            item.and_then(|i| i.attr("affiliation")),
+            Some("owner" | "admin")
+        ) && let Some(m) = presence.child("startmuted", jingle::ns::START_MUTED)
+        {
+            self.start_muted.set_room(jingle::StartMuted {
+                audio: m.attr("audio") == Some("true"),
+                video: m.attr("video") == Some("true"),
+            });
+        }
         if let Some((_, p)) = self.by_nick.get_mut(nick) {
             p.moderator = moderator;
             return;
@@ -195,13 +222,30 @@ impl Conference {
                     sources: EndpointSources::new(nick),
                     last_restart: None,
                     moderator,
+                    features: None,
+                    number: self.by_nick.len() + 1,
+                    invited: false,
                 },
             ),
         );
         if self.owner.is_none() {
             self.grant_owner(nick);
         }
-        self.invite_all();
+        // Its features decide its offer: ask before it can be invited.
+        let id = self.next_id("disco");
+        let to = self.occupant(nick);
+        self.out
+            .push_back(features::query(&self.focus_jid, &to, &id, presence));
+        self.discovering
+            .insert(id, (nick.to_owned(), now + DISCOVERY_TIMEOUT));
+    }
+
+    /// A participant's features are known (or assumed): it may be invited.
+    fn discovered(&mut self, nick: &str, features: Features) {
+        if let Some((_, p)) = self.by_nick.get_mut(nick) {
+            p.features = Some(features);
+            self.invite_all();
+        }
     }
 
     fn occupant_left(&mut self, now: Instant, nick: &str) {
@@ -209,6 +253,7 @@ impl Conference {
             return;
         };
         self.participants.remove(&order);
+        self.discovering.retain(|_, (n, _)| n != nick);
         if p.session.is_some() {
             let _ = self.bridge.expire_endpoint(&self.id, nick);
         }
@@ -260,7 +305,8 @@ impl Conference {
         format!("{what}-{}", self.next_id)
     }
 
-    /// Invites everyone without a session once enough people are here.
+    /// Invites everyone without a session whose features are known, once
+    /// enough people are here.
     fn invite_all(&mut self) {
         if self.by_nick.len() < self.config.min_participants.max(1) {
             return;
@@ -272,7 +318,7 @@ impl Conference {
             .filter(|n| {
                 self.by_nick
                     .get(*n)
-                    .is_some_and(|(_, p)| p.session.is_none())
+                    .is_some_and(|(_, p)| p.session.is_none() && p.features.is_some())
             })
             .cloned()
             .collect();
@@ -308,10 +354,29 @@ impl Conference {
             self.config.bridge_channel_base.trim_end_matches('/'),
             self.bridge.id()
         );
+        let (features, number, first) = self
+            .by_nick
+            .get(nick)
+            .map(|(_, p)| {
+                (
+                    p.features.unwrap_or(Features::FALLBACK),
+                    p.number,
+                    !p.invited,
+                )
+            })
+            .unwrap_or((Features::FALLBACK, 0, false));
+        let encoding = if features.json_sources {
+            SourceEncoding::Json
+        } else {
+            SourceEncoding::Standard
+        };
         let mut offer = Offer::new(&sid, &self.focus_jid, &local, &self.profile);
         offer.bridge_channel_base = Some(&base);
         offer.sources = &remote;
-        offer.encoding = SourceEncoding::Standard;
+        offer.encoding = encoding;
+        offer.audio = features.audio;
+        offer.video = features.video;
+        offer.start_muted = self.start_muted.for_participant(number, first);
         let region = self.bridge.load().region;
         offer.bridge_session = Some(BridgeSession {
             id: &bridge_session,
@@ -323,6 +388,7 @@ impl Conference {
         let iq = jingle::wrap_iq(jingle, &self.focus_jid, &self.occupant(nick), &id);
         if let Some((_, p)) = self.by_nick.get_mut(nick) {
             p.sources = EndpointSources::new(nick);
+            p.invited = true;
             p.session = Some(Session {
                 sid,
                 bridge_session,
@@ -330,6 +396,7 @@ impl Conference {
                 accepted: false,
                 transport: None,
                 told,
+                encoding,
             });
         }
         self.out.push_back(iq);
@@ -363,6 +430,21 @@ impl Conference {
         else {
             return;
         };
+        // The answer to our disco#info, from the occupant asked and no other.
+        if let Some(id) = iq.attr("id")
+            && matches!(iq.attr("type"), Some("result" | "error"))
+            && self
+                .discovering
+                .get(id)
+                .is_some_and(|(asked, _)| *asked == nick)
+        {
+            self.discovering.remove(id);
+            let features = match iq.attr("type") {
+                Some("result") => Features::from_disco(iq),
+                _ => Features::FALLBACK,
+            };
+            return self.discovered(&nick, features);
+        }
         match iq.attr("type") {
             Some("result") => {}
             Some("error") => self.initiate_failed(&nick, iq.attr("id")),
@@ -607,6 +689,7 @@ impl Conference {
                 session.told.insert(owner.clone(), now_set.clone());
             }
             let sid = session.sid.clone();
+            let encoding = session.encoding;
             for (action, changes) in [(false, removed), (true, added)] {
                 if changes.is_empty() {
                     continue;
@@ -619,9 +702,9 @@ impl Conference {
                     })
                     .collect();
                 let jingle = if action {
-                    jingle::build_source_add(&sid, &owners, SourceEncoding::Standard)
+                    jingle::build_source_add(&sid, &owners, encoding)
                 } else {
-                    jingle::build_source_remove(&sid, &owners, SourceEncoding::Standard)
+                    jingle::build_source_remove(&sid, &owners, encoding)
                 };
                 self.next_id += 1;
                 let id = format!("sources-{}", self.next_id);
@@ -631,8 +714,21 @@ impl Conference {
         }
     }
 
-    /// Ends a lone participant's session after the single-participant timeout.
+    /// Invites those whose client did not answer in time with the fallback
+    /// features; ends a lone participant's session after the
+    /// single-participant timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let late: Vec<String> = self
+            .discovering
+            .iter()
+            .filter(|(_, (_, deadline))| now >= *deadline)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            if let Some((nick, _)) = self.discovering.remove(&id) {
+                self.discovered(&nick, Features::FALLBACK);
+            }
+        }
         let Some(since) = self.alone_since else {
             return;
         };

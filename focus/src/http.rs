@@ -7,6 +7,7 @@
 //! # }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::service::{Focus, RequestError};
+use crate::start_muted::StartMutedPolicy;
 
 /// Routes to mount into the front door.
 pub fn router(focus: Arc<Focus>) -> Router {
@@ -33,6 +35,9 @@ struct Request {
     room: String,
     #[serde(default)]
     machine_uid: Option<String>,
+    /// String values as the client sends them; numbers are taken too.
+    #[serde(default)]
+    properties: HashMap<String, serde_json::Value>,
 }
 
 async fn conference_request(
@@ -47,7 +52,17 @@ async fn conference_request(
             .into_response();
     };
     let _ = request.machine_uid;
-    match focus.request(&request.room).await {
+    let properties: Vec<(&str, String)> = request
+        .properties
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k.as_str(), s.clone()),
+            other => (k.as_str(), other.to_string()),
+        })
+        .collect();
+    let start_muted =
+        StartMutedPolicy::from_properties(properties.iter().map(|(k, v)| (*k, v.as_str())));
+    match focus.request(&request.room, start_muted).await {
         Ok(()) => Json(json!({
             "ready": true,
             "focusJid": focus.jid(),

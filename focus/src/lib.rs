@@ -9,6 +9,8 @@
 //! - [`service`]: the running focus ([`Focus`]), wired to the signaling hub.
 //! - [`conference`]: one conference, sans-IO: presences and Jingle in,
 //!   stanzas and bridge calls out.
+//! - [`features`]: what each participant's client can do (disco#info).
+//! - [`start_muted`]: who joins muted.
 //! - [`selector`]: which bridge a new conference goes to.
 //! - [`source`]: the sources each participant sends, validated and merged.
 //! - [`jingle`]: the Jingle payloads on the wire (protocol §3).
@@ -22,11 +24,13 @@
 //! ```
 
 pub mod conference;
+pub mod features;
 pub mod http;
 pub mod jingle;
 pub mod selector;
 pub mod service;
 pub mod source;
+pub mod start_muted;
 
 use std::time::Duration;
 

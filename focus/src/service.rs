@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::conference::Conference;
 use crate::selector::BridgeSelector;
+use crate::start_muted::StartMutedPolicy;
 use crate::{FOCUS_NS, FocusConfig};
 
 /// Stanzas queued for the focus before the hub drops them.
@@ -37,7 +38,11 @@ pub enum RequestError {
 }
 
 enum Command {
-    Request(String, oneshot::Sender<Result<(), RequestError>>),
+    Request(
+        String,
+        StartMutedPolicy,
+        oneshot::Sender<Result<(), RequestError>>,
+    ),
 }
 
 /// Who waits for a conference to be ready.
@@ -109,11 +114,16 @@ impl Focus {
     }
 
     /// Creates (or finds) the conference for `room` and waits until the focus
-    /// is in it: what `POST /conference-request/v1` asks.
-    pub async fn request(&self, room: &str) -> Result<(), RequestError> {
+    /// is in it: what `POST /conference-request/v1` asks. `start_muted` applies
+    /// only if this request creates the conference.
+    pub async fn request(
+        &self,
+        room: &str,
+        start_muted: StartMutedPolicy,
+    ) -> Result<(), RequestError> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::Request(room.to_owned(), tx))
+            .send(Command::Request(room.to_owned(), start_muted, tx))
             .await
             .map_err(|_| RequestError::Shutdown)?;
         rx.await.map_err(|_| RequestError::Shutdown)?
@@ -153,8 +163,8 @@ impl State {
         loop {
             tokio::select! {
                 Some(stanza) = stanzas.recv() => self.handle_stanza(stanza),
-                Some(Command::Request(room, reply)) = commands.recv() => {
-                    self.request(&room, Waiter::Http(reply));
+                Some(Command::Request(room, start_muted, reply)) = commands.recv() => {
+                    self.request(&room, start_muted, Waiter::Http(reply));
                 }
                 _ = tick.tick() => {
                     let now = Instant::now();
@@ -235,7 +245,7 @@ impl State {
     }
 
     /// A conference request for `room` (IQ or HTTP).
-    fn request(&mut self, room: &str, waiter: Waiter) {
+    fn request(&mut self, room: &str, start_muted: StartMutedPolicy, waiter: Waiter) {
         let room = room.to_lowercase();
         let muc = self.hub.config.muc_domain();
         let valid = Jid::parse(&room)
@@ -253,7 +263,13 @@ impl State {
             let Some(bridge) = self.bridges.select(None) else {
                 return self.answer(&room, waiter, Err(RequestError::NoBridge));
             };
-            let mut c = Conference::new(&room, &self.focus_jid, self.config.clone(), bridge);
+            let mut c = Conference::new(
+                &room,
+                &self.focus_jid,
+                self.config.clone(),
+                bridge,
+                start_muted,
+            );
             c.join();
             self.conferences.insert(room.clone(), c);
         }
@@ -283,12 +299,14 @@ impl State {
         if stanza.name() != "iq" || !matches!(stanza.attr("type"), Some("get" | "set")) {
             return;
         }
-        if to_component
-            && let Some(room) = stanza
-                .child("conference", FOCUS_NS)
-                .map(|c| c.attr("room").unwrap_or_default().to_owned())
-        {
-            return self.request(&room, Waiter::Iq(stanza));
+        if to_component && let Some(c) = stanza.child("conference", FOCUS_NS) {
+            let room = c.attr("room").unwrap_or_default().to_owned();
+            let start_muted = StartMutedPolicy::from_properties(
+                c.children()
+                    .filter(|p| p.is("property", FOCUS_NS))
+                    .filter_map(|p| Some((p.attr("name")?, p.attr("value")?))),
+            );
+            return self.request(&room, start_muted, Waiter::Iq(stanza));
         }
         if to_component && stanza.child("query", ns::DISCO_INFO).is_some() {
             let info = Element::new("query", ns::DISCO_INFO)

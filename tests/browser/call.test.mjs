@@ -45,12 +45,13 @@ const wrap = (fn) => async (t) => {
 };
 
 /** A browser in `room` over `transport` ('ws' or 'bosh') with camera and microphone. */
-async function join(room, transport = 'ws') {
+async function join(room, transport = 'ws', options = {}) {
   const b = await openBrowser(site.url);
   browsers.push(b);
   const serviceUrl = withQuery(server[transport], { room });
   // P2P off, as our config.js says: the call goes through the bridge.
-  await b.page.evaluate((opts) => window.start(opts), { serviceUrl, room, media: true, conferenceOptions: { p2p: { enabled: false } } });
+  const conferenceOptions = { p2p: { enabled: false }, ...options };
+  await b.page.evaluate((opts) => window.start(opts), { serviceUrl, room, media: true, conferenceOptions });
   b.id = await pageEvent(b.page, 'CONFERENCE_JOINED', { timeout: 15_000 });
   return b;
 }
@@ -102,6 +103,29 @@ test('two participants over WebSocket see and hear each other, talk over the bri
   await b.page.evaluate(() => window.stop());
   const left = await pageEvent(a.page, 'USER_LEFT');
   assert.equal(left, b.id);
+}));
+
+test('with startAudioMuted: 1 the second joiner starts with its microphone muted, and the first sees it', wrap(async () => {
+  const room = uniqueRoom('startmuted');
+  // The web app passes config.startAudioMuted into the conference request; the focus answers
+  // the second joiner's invitation with <startmuted audio="true">.
+  const a = await join(room, 'ws', { startAudioMuted: 1 });
+  const b = await join(room, 'ws', { startAudioMuted: 1 });
+  await Promise.all([mediaArrives(a, { audio: 0, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  const micMuted = (x) => x.page.evaluate(() => window.localTracks.find((t) => t.getType() === 'audio').isMuted());
+  await b.page.waitForFunction(() => window.localTracks?.find((t) => t.getType() === 'audio')?.isMuted(), null, { timeout: 10_000 });
+  assert.equal(await micMuted(a), false, 'the first joiner keeps its microphone');
+  // The 2021 client leaves a muted microphone out of its answer: A hears nothing from B, and
+  // any audio track of B's that A has is muted. (The bridge holds a new source's audio 1.5 s.)
+  await new Promise((r) => setTimeout(r, 2500));
+  const mutedTracks = await a.page.evaluate(
+    (id) => window.conference.getParticipantById(id)?.getTracksByMediaType('audio').map((t) => t.isMuted()) ?? [],
+    b.id,
+  );
+  assert.ok(mutedTracks.every((m) => m), `B's audio tracks at A are muted: ${JSON.stringify(mutedTracks)}`);
+  const audioIn = (await a.page.evaluate(() => window.inbound())).filter((s) => s.kind === 'audio');
+  assert.equal(audioIn.reduce((n, s) => n + s.bytes, 0), 0, `no audio from B reaches A: ${JSON.stringify(audioIn)}`);
+  for (const x of [a, b]) await x.close();
 }));
 
 test('three participants over WebSocket each get the other two, and a late joiner gets those already there', wrap(async () => {

@@ -183,7 +183,7 @@ async function stopXmpp(xmpp, ms = 2000) {
 
 /**
  * Connect with xmpp.js over WebSocket. Anonymous unless username/password given (then SASL PLAIN).
- * opts: { token, room, domain, username, password, query, url, label, timeout }
+ * opts: { token, room, domain, username, password, query, url, label, timeout, features }
  * Returns a wrapper: { xmpp, jid, inbox, rawIn, rawOut, send(el), iq(el), close(), dropSocket() }.
  * If the login fails, the client is stopped and the error (e.g. SASLError) is thrown.
  */
@@ -209,9 +209,15 @@ export async function wsConnect(server, opts = {}) {
   xmpp.on('send', (el) => rawOut.push(el.toString()));
   xmpp.on('stanza', (el) => inbox.push(el));
   xmpp.on('error', () => {}); // surfaced through start()/tests instead
-  // answer pings and disco#info on the full JID like a client would
+  // answer pings and disco#info on the full JID like a client would (opts.features: more vars)
+  const features = [NS.DISCO_INFO, ...(opts.features ?? [])];
   xmpp.iqCallee.get(NS.DISCO_INFO, 'query', () =>
-    xml('query', { xmlns: NS.DISCO_INFO }, xml('identity', { category: 'client', type: 'web' }), xml('feature', { var: NS.DISCO_INFO })),
+    xml(
+      'query',
+      { xmlns: NS.DISCO_INFO },
+      xml('identity', { category: 'client', type: 'web' }),
+      ...features.map((v) => xml('feature', { var: v })),
+    ),
   );
   const timeout = opts.timeout ?? 10_000;
   let address;

@@ -121,13 +121,51 @@ fn accept(nick: &str, sid: &str, audio: u32, video: u32) -> Element {
 }
 
 fn conference(bridge: Arc<RecordingBridge>) -> Conference {
-    let mut c = Conference::new(ROOM, FOCUS, Arc::new(FocusConfig::default()), bridge);
+    let mut c = Conference::new(
+        ROOM,
+        FOCUS,
+        Arc::new(FocusConfig::default()),
+        bridge,
+        StartMutedPolicy::default(),
+    );
     c.join();
     c
 }
 
 fn drain(c: &mut Conference) -> Vec<Element> {
     std::iter::from_fn(|| c.poll_stanza()).collect()
+}
+
+/// Features of a client that does audio and video, standard sources.
+const AV: &[&str] = &[
+    "urn:xmpp:jingle:apps:rtp:audio",
+    "urn:xmpp:jingle:apps:rtp:video",
+];
+
+/// The occupant's presence reaches the focus and its client answers the
+/// disco#info with `features`: everything the focus sent meanwhile.
+fn arrive(c: &mut Conference, now: Instant, presence: Element, features: &[&str]) -> Vec<Element> {
+    let occupant = presence.attr("from").unwrap().to_owned();
+    c.handle_presence(now, &presence);
+    let mut out = drain(c);
+    let query = out
+        .iter()
+        .find(|s| s.attr("to") == Some(&occupant) && s.child("query", ns::DISCO_INFO).is_some())
+        .expect("the focus asks a newcomer's client what it can do");
+    let vars: String = features
+        .iter()
+        .map(|f| format!("<feature var='{f}'/>"))
+        .collect();
+    c.handle_iq(
+        now,
+        &parse(&format!(
+            "<iq xmlns='jabber:client' type='result' id='{}' from='{occupant}' to='{FOCUS}'>\
+             <query xmlns='http://jabber.org/protocol/disco#info'>{vars}</query></iq>",
+            query.attr("id").unwrap()
+        )),
+    );
+    out.extend(drain(c));
+    out
 }
 
 /// The `jingle` payloads sent to `nick`, as (action, sid).
@@ -144,6 +182,16 @@ fn jingle_to(out: &[Element], nick: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The first Jingle IQ sent to `nick`.
+fn jingle_iq_to<'a>(out: &'a [Element], nick: &str) -> &'a Element {
+    out.iter()
+        .find(|s| {
+            s.attr("to") == Some(&*format!("{ROOM}/{nick}"))
+                && s.child("jingle", jingle::ns::JINGLE).is_some()
+        })
+        .unwrap_or_else(|| panic!("no Jingle to {nick}"))
+}
+
 #[test]
 fn two_participants_are_invited_and_learn_each_others_sources() {
     let bridge = Arc::new(RecordingBridge::default());
@@ -154,8 +202,7 @@ fn two_participants_are_invited_and_learn_each_others_sources() {
     c.handle_presence(now, &parse(&format!("<presence xmlns='jabber:client' from='{ROOM}/focus'><x xmlns='http://jabber.org/protocol/muc#user'><status code='110'/></x></presence>")));
     assert!(c.is_joined());
 
-    c.handle_presence(now, &presence("alice", false));
-    let out = drain(&mut c);
+    let out = arrive(&mut c, now, presence("alice", false), AV);
     let owner = out
         .iter()
         .find(|s| s.child("query", ns::MUC_ADMIN).is_some())
@@ -170,16 +217,11 @@ fn two_participants_are_invited_and_learn_each_others_sources() {
         "nobody is invited alone"
     );
 
-    c.handle_presence(now, &presence("bob", false));
-    let out = drain(&mut c);
+    let out = arrive(&mut c, now, presence("bob", false), AV);
     let (a, b) = (jingle_to(&out, "alice"), jingle_to(&out, "bob"));
     assert_eq!(a[0].0, "session-initiate");
     assert_eq!(b[0].0, "session-initiate");
-    let offer = out
-        .iter()
-        .find(|s| s.attr("to") == Some(&*format!("{ROOM}/bob")))
-        .unwrap()
-        .to_xml();
+    let offer = jingle_iq_to(&out, "bob").to_xml();
     assert!(
         offer.contains("url='ws://127.0.0.1:8080/colibri-ws/jvb1/"),
         "{offer}"
@@ -223,11 +265,7 @@ fn two_participants_are_invited_and_learn_each_others_sources() {
         jingle_to(&out, "alice"),
         [("source-add".to_owned(), a[0].1.clone())]
     );
-    let to_alice = out
-        .iter()
-        .find(|s| s.attr("to") == Some(&*format!("{ROOM}/alice")))
-        .unwrap()
-        .to_xml();
+    let to_alice = jingle_iq_to(&out, "alice").to_xml();
     assert!(
         to_alice.contains("ssrc='3333'") && to_alice.contains("owner='bob'"),
         "{to_alice}"
@@ -255,9 +293,8 @@ fn a_lone_participant_is_let_go_after_the_timeout_and_an_empty_room_ends() {
     let bridge = Arc::new(RecordingBridge::default());
     let mut c = conference(bridge.clone());
     let t0 = Instant::now();
-    c.handle_presence(t0, &presence("alice", false));
-    c.handle_presence(t0, &presence("bob", false));
-    drain(&mut c);
+    arrive(&mut c, t0, presence("alice", false), AV);
+    arrive(&mut c, t0, presence("bob", false), AV);
     c.handle_presence(t0, &presence("bob", true));
     assert!(
         bridge
@@ -287,9 +324,8 @@ fn jingle_for_an_unknown_session_and_a_restart_request() {
     let bridge = Arc::new(RecordingBridge::default());
     let mut c = conference(bridge.clone());
     let now = Instant::now();
-    c.handle_presence(now, &presence("alice", false));
-    c.handle_presence(now, &presence("bob", false));
-    let out = drain(&mut c);
+    arrive(&mut c, now, presence("alice", false), AV);
+    let out = arrive(&mut c, now, presence("bob", false), AV);
     let sid = jingle_to(&out, "alice")[0].1.clone();
 
     c.handle_iq(now, &accept("alice", "not-the-sid", 1111, 2222));
@@ -322,8 +358,8 @@ fn a_moderator_mutes_someone_through_the_focus_and_others_may_not() {
     let bridge = Arc::new(RecordingBridge::default());
     let mut c = conference(bridge);
     let now = Instant::now();
-    c.handle_presence(now, &presence("alice", false));
-    c.handle_presence(now, &presence("bob", false));
+    arrive(&mut c, now, presence("alice", false), AV);
+    arrive(&mut c, now, presence("bob", false), AV);
     // The room made alice (the owner) a moderator.
     c.handle_presence(now, &presence_as("alice", false, "moderator"));
     drain(&mut c);
@@ -353,4 +389,140 @@ fn a_moderator_mutes_someone_through_the_focus_and_others_may_not() {
         out.iter()
             .any(|s| s.attr("type") == Some("result") && s.attr("id") == Some("m-alice"))
     );
+}
+
+#[test]
+fn clients_asking_for_json_get_their_sources_as_json_and_others_as_xep_0339() {
+    let bridge = Arc::new(RecordingBridge::default());
+    let mut c = conference(bridge);
+    let now = Instant::now();
+    let json = &[
+        "urn:xmpp:jingle:apps:rtp:audio",
+        "urn:xmpp:jingle:apps:rtp:video",
+        "http://jitsi.org/json-encoded-sources",
+    ];
+    arrive(&mut c, now, presence("alice", false), json);
+    let out = arrive(&mut c, now, presence("bob", false), AV);
+    let (a, b) = (jingle_to(&out, "alice"), jingle_to(&out, "bob"));
+    let to_alice = jingle_iq_to(&out, "alice").to_xml();
+    let json = jingle_iq_to(&out, "alice")
+        .child("jingle", jingle::ns::JINGLE)
+        .and_then(|j| j.child("json-message", jingle::ns::JITMEET))
+        .map(|m| m.text());
+    assert!(
+        json.is_some_and(|t| t.contains("\"jvb-v0\"")) && !to_alice.contains("<source "),
+        "sources only in the JSON message: {to_alice}"
+    );
+    let to_bob = jingle_iq_to(&out, "bob").to_xml();
+    assert!(
+        !to_bob.contains("<json-message") && to_bob.contains("name='jvb-v0'"),
+        "{to_bob}"
+    );
+
+    c.handle_iq(now, &accept("alice", &a[0].1, 1111, 2222));
+    c.handle_iq(now, &accept("bob", &b[0].1, 3333, 4444));
+    let out = drain(&mut c);
+    let add = jingle_iq_to(&out, "alice")
+        .child("jingle", jingle::ns::JINGLE)
+        .unwrap();
+    assert_eq!(add.attr("action"), Some("source-add"));
+    let json = add
+        .child("json-message", jingle::ns::JITMEET)
+        .expect("JSON source-add");
+    let sources = jingle::parse_json_sources(&json.text()).unwrap();
+    assert!(
+        sources
+            .iter()
+            .any(|(owner, set)| owner == "bob" && set.sources.iter().any(|s| s.ssrc == 3333)),
+        "{}",
+        add.to_xml()
+    );
+    assert!(jingle_iq_to(&out, "bob").to_xml().contains("ssrc='1111'"));
+}
+
+#[test]
+fn a_client_that_does_not_answer_is_invited_after_the_discovery_timeout() {
+    let bridge = Arc::new(RecordingBridge::default());
+    let mut c = conference(bridge);
+    let t0 = Instant::now();
+    arrive(&mut c, t0, presence("alice", false), AV);
+    c.handle_presence(t0, &presence("bob", false));
+    let out = drain(&mut c);
+    assert!(jingle_to(&out, "alice").is_empty() && jingle_to(&out, "bob").is_empty());
+    c.handle_timeout(t0 + DISCOVERY_TIMEOUT / 2);
+    assert!(jingle_to(&drain(&mut c), "bob").is_empty(), "still waiting");
+    // Another occupant cannot answer for bob.
+    let query_id = out
+        .iter()
+        .find(|s| s.child("query", ns::DISCO_INFO).is_some())
+        .and_then(|s| s.attr("id"))
+        .unwrap();
+    c.handle_iq(
+        t0,
+        &parse(&format!(
+            "<iq xmlns='jabber:client' type='result' id='{query_id}' from='{ROOM}/alice' to='{FOCUS}'/>"
+        )),
+    );
+    assert!(jingle_to(&drain(&mut c), "bob").is_empty());
+    c.handle_timeout(t0 + DISCOVERY_TIMEOUT);
+    let out = drain(&mut c);
+    assert_eq!(jingle_to(&out, "bob")[0].0, "session-initiate");
+    let offer = jingle_iq_to(&out, "bob").to_xml();
+    assert!(
+        offer.contains("media='audio'")
+            && offer.contains("media='video'")
+            && !offer.contains("json-message"),
+        "{offer}"
+    );
+}
+
+#[test]
+fn start_muted_from_the_request_and_from_an_owner_reaches_later_joiners() {
+    let bridge = Arc::new(RecordingBridge::default());
+    let mut c = Conference::new(
+        ROOM,
+        FOCUS,
+        Arc::new(FocusConfig::default()),
+        bridge,
+        StartMutedPolicy::from_properties([("startVideoMuted", "1")]),
+    );
+    c.join();
+    let now = Instant::now();
+    let started_muted = |out: &[Element], nick: &str| {
+        jingle_iq_to(out, nick)
+            .child("jingle", jingle::ns::JINGLE)
+            .unwrap()
+            .child("startmuted", jingle::ns::START_MUTED)
+            .map(|m| {
+                (
+                    m.attr("audio") == Some("true"),
+                    m.attr("video") == Some("true"),
+                )
+            })
+    };
+    arrive(&mut c, now, presence("alice", false), AV);
+    let out = arrive(&mut c, now, presence("bob", false), AV);
+    assert_eq!(
+        started_muted(&out, "alice"),
+        None,
+        "the first joins as she is"
+    );
+    assert_eq!(
+        started_muted(&out, "bob"),
+        Some((false, true)),
+        "the second without video"
+    );
+
+    // Alice, the owner, asks that everyone joining now starts muted.
+    c.handle_presence(
+        now,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/alice' to='{FOCUS}'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'>\
+             <item jid='alice@example/res' role='moderator' affiliation='owner'/></x>\
+             <startmuted xmlns='http://jitsi.org/jitmeet/start-muted' audio='true' video='false'/></presence>"
+        )),
+    );
+    let out = arrive(&mut c, now, presence("carol", false), AV);
+    assert_eq!(started_muted(&out, "carol"), Some((true, true)));
 }

@@ -44,7 +44,7 @@ pub struct BridgeSession<'a> {
 }
 
 /// Which media the participant must start with muted (start-muted policy).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StartMuted {
     pub audio: bool,
     pub video: bool,
