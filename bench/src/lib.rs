@@ -12,6 +12,7 @@
 //!   Jingle, ICE/DTLS/SRTP) and send audio and simulcast video, the load a
 //!   focus and a bridge carry.
 
+mod bosh;
 pub mod media;
 pub mod procfs;
 pub mod signaling;

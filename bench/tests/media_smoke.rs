@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bench::media::participant::Stage;
+use bench::media::args::Transport;
+use bench::media::participant::{Outcome, Stage};
 use bench::media::{MediaArgs, run_detailed};
 
 struct Server {
@@ -51,7 +52,8 @@ fn healthy(port: u16) -> bool {
         && answer.split_whitespace().nth(1) == Some("200")
 }
 
-fn start_server() -> Server {
+/// `oxbridge serve` on free loopback ports; `extra` is appended to its config.
+fn start_server(extra: &str) -> Server {
     let bin = std::env::var_os("OXBRIDGE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -62,12 +64,16 @@ fn start_server() -> Server {
         "oxbridge binary not found at {} (set OXBRIDGE_BIN or build it)",
         bin.display()
     );
-    let dir = std::env::temp_dir().join(format!("oxbridge-bench-media-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let (http, xmpp, component) = (free_port(), free_port(), free_port());
+    // One directory per server: the tests of this file run in parallel.
+    let dir = std::env::temp_dir().join(format!(
+        "oxbridge-bench-media-{}-{http}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
         "domain = \"localhost\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n[xmpp]\nlisten = \"127.0.0.1:{xmpp}\"\n\
-component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\n"
+component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\n{extra}"
     );
     std::fs::write(dir.join("oxbridge.toml"), config).unwrap();
     let log = std::fs::File::create(dir.join("oxbridge.log")).unwrap();
@@ -99,13 +105,11 @@ component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\
     server
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_rooms_of_two_exchange_media_without_loss() {
-    let server = start_server();
-    let chart =
-        std::env::temp_dir().join(format!("oxbridge-media-smoke-{}.svg", std::process::id()));
-    let args = MediaArgs {
+/// Two rooms of two, everyone sending, for `duration`.
+fn smoke(server: &Server, transport: Transport, duration: Duration) -> MediaArgs {
+    MediaArgs {
         url: format!("http://127.0.0.1:{}", server.http),
+        transport,
         domain: "localhost".into(),
         muc: None,
         focus: None,
@@ -113,18 +117,21 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
         rooms: Some(2),
         participants: Some(2),
         senders: Some(2),
-        duration: Duration::from_secs(3),
+        duration,
         join_rate: 20.0,
         stage_timeout: Duration::from_secs(10),
         max_height: 360,
         server_pid: Some(server.child.id()),
         label: "oxbridge".into(),
         json: None,
-        chart: Some(chart.clone()),
-    };
-    let (report, outcomes) = run_detailed(args).await.unwrap();
+        chart: None,
+    }
+}
+
+/// Everyone got its peer's media, and only its peer's, without loss.
+fn assert_media_flowed(outcomes: &[Outcome], at_least: u64) {
     assert_eq!(outcomes.len(), 4);
-    for o in &outcomes {
+    for o in outcomes {
         assert_eq!(o.error, None, "participant {} failed", o.spec.index);
         assert_eq!(o.reached, Stage::Running);
         assert!(
@@ -136,10 +143,9 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
             .iter()
             .find(|p| p.spec.room == o.spec.room && p.spec.index != o.spec.index)
             .unwrap();
-        // 3 s of 50 audio + ~60 video packets a second, give or take the start.
         let got = o.received_from.get(&peer.endpoint).copied().unwrap_or(0);
         assert!(
-            got > 150,
+            got > at_least,
             "participant {} got {got} packets from its peer {}: {:?}",
             o.spec.index,
             peer.endpoint,
@@ -147,6 +153,20 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
         );
         assert_eq!(o.received_from.len(), 1, "media only from the own room");
         assert_eq!(o.lost, 0, "participant {} lost packets", o.spec.index);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rooms_of_two_exchange_media_without_loss() {
+    let server = start_server("");
+    let chart =
+        std::env::temp_dir().join(format!("oxbridge-media-smoke-{}.svg", std::process::id()));
+    let mut args = smoke(&server, Transport::Websocket, Duration::from_secs(3));
+    args.chart = Some(chart.clone());
+    let (report, outcomes) = run_detailed(args).await.unwrap();
+    // 3 s of 50 audio + ~60 video packets a second, give or take the start.
+    assert_media_flowed(&outcomes, 150);
+    for o in &outcomes {
         assert!(o.latency.len() > 100, "one-way latency sampled");
     }
     assert_eq!((report.running, report.failed), (4, 0));
@@ -162,4 +182,34 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
         svg.starts_with("<svg") && svg.matches("<path").count() == 4,
         "{svg}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_on_bosh_exchange_media_without_loss() {
+    let server = start_server("");
+    let args = smoke(&server, Transport::Bosh, Duration::from_secs(2));
+    let (report, outcomes) = run_detailed(args).await.unwrap();
+    assert_media_flowed(&outcomes, 100);
+    assert_eq!((report.running, report.failed), (4, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_conference_request_is_reported_with_its_stage_not_a_hang() {
+    // No focus answers for focus.localhost.
+    let server = start_server("\n[focus]\nenabled = false\n");
+    let args = smoke(&server, Transport::Websocket, Duration::from_secs(1));
+    let started = Instant::now();
+    let (report, outcomes) = run_detailed(args).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30), "no hang");
+    assert_eq!((report.running, report.failed), (0, 4));
+    for o in &outcomes {
+        assert_eq!(o.reached, Stage::ConferenceRequest, "{:?}", o.error);
+        assert!(
+            o.error
+                .as_deref()
+                .is_some_and(|e| e.contains("conference request")),
+            "{:?}",
+            o.error
+        );
+    }
 }

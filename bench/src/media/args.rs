@@ -6,10 +6,13 @@ use std::time::Duration;
 /// What to run; each field is also a flag of `oxbridge bench media`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct MediaArgs {
-    /// The deployment's base URL (XMPP WebSocket at /xmpp-websocket), or the
-    /// ws:// or wss:// XMPP WebSocket URL itself.
+    /// The deployment's base URL (XMPP WebSocket at /xmpp-websocket, BOSH at
+    /// /http-bind), or the XMPP WebSocket or BOSH URL itself.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// How participants reach XMPP, as Jitsi clients can.
+    #[arg(long, value_enum, default_value = "websocket")]
+    pub transport: Transport,
     /// XMPP domain of the deployment.
     #[arg(long, default_value = "localhost")]
     pub domain: String,
@@ -57,6 +60,14 @@ pub struct MediaArgs {
     /// Also draw rates and latency over time as an SVG chart in this file.
     #[arg(long)]
     pub chart: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// XMPP over WebSocket (RFC 7395), the web app's default.
+    Websocket,
+    /// XMPP over BOSH (XEP-0206), the older clients' way.
+    Bosh,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,19 +121,21 @@ impl MediaArgs {
         }
     }
 
-    /// The XMPP WebSocket URL.
-    pub fn ws_url(&self) -> String {
+    /// The XMPP WebSocket or BOSH URL, by [`MediaArgs::transport`].
+    pub fn xmpp_url(&self) -> String {
         let url = self.url.trim_end_matches('/');
-        let (scheme, rest) = match url.split_once("://") {
-            Some(("https", rest)) => ("wss", rest),
-            Some(("http", rest)) => ("ws", rest),
-            Some((s, rest)) => (s, rest),
-            None => ("ws", url),
+        let secure = url.starts_with("https://") || url.starts_with("wss://");
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let (scheme, path) = match (self.transport, secure) {
+            (Transport::Websocket, false) => ("ws", "xmpp-websocket"),
+            (Transport::Websocket, true) => ("wss", "xmpp-websocket"),
+            (Transport::Bosh, false) => ("http", "http-bind"),
+            (Transport::Bosh, true) => ("https", "http-bind"),
         };
         if rest.contains('/') {
             format!("{scheme}://{rest}")
         } else {
-            format!("{scheme}://{rest}/xmpp-websocket")
+            format!("{scheme}://{rest}/{path}")
         }
     }
 }
@@ -162,9 +175,11 @@ mod tests {
         let cli = Cli::parse_from(["x", "--preset", "meeting-20", "--duration", "500ms"]);
         assert_eq!(cli.args.shape().senders, 10);
         assert_eq!(cli.args.duration, Duration::from_millis(500));
-        assert_eq!(cli.args.ws_url(), "ws://127.0.0.1:8080/xmpp-websocket");
+        assert_eq!(cli.args.xmpp_url(), "ws://127.0.0.1:8080/xmpp-websocket");
         let cli = Cli::parse_from(["x", "--participants", "3", "--url", "https://m.example/"]);
         assert_eq!(cli.args.shape().senders, 3);
-        assert_eq!(cli.args.ws_url(), "wss://m.example/xmpp-websocket");
+        assert_eq!(cli.args.xmpp_url(), "wss://m.example/xmpp-websocket");
+        let cli = Cli::parse_from(["x", "--transport", "bosh", "--url", "http://m.example:5280"]);
+        assert_eq!(cli.args.xmpp_url(), "http://m.example:5280/http-bind");
     }
 }

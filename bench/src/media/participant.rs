@@ -99,7 +99,11 @@ async fn stage<T>(
 async fn drive(plan: &Plan, live: &Live, out: &mut Outcome) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let room = out.spec.room.clone();
-    let mut sig = stage(plan, Signal::login(&plan.ws_url, &plan.domain, room)).await?;
+    let mut sig = stage(
+        plan,
+        Signal::login(plan.transport, &plan.xmpp_url, &plan.domain, room),
+    )
+    .await?;
     out.endpoint = sig.endpoint.clone();
     out.reached = Stage::ConferenceRequest;
     stage(plan, sig.conference_request(&plan.focus)).await?;
@@ -307,12 +311,11 @@ async fn media_loop(
                 peer.tick(Instant::now(), &mut |to, d| sender.push(d, to));
                 sender.flush();
             }
-            frame = sig.ws.next() => {
-                let Some(Ok(frame)) = frame else { bail!("XMPP connection closed") };
-                if let Message::Text(t) = frame
-                    && let Some(st) = sig.handle_frame(t.as_str()).await? {
-                        on_stanza(sig, peer, st).await?;
-                    }
+            frame = sig.next_frame() => {
+                let Some(frame) = frame else { bail!("XMPP connection closed") };
+                if let Some(st) = sig.handle_frame(&frame).await? {
+                    on_stanza(sig, peer, st).await?;
+                }
             }
             msg = next_channel(&mut channel) => {
                 // Bridge messages are read (pings answered) and dropped.

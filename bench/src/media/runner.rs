@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use super::args::MediaArgs;
+use super::args::Transport;
 use super::participant::{self, Outcome, Spec};
 use super::report::MediaReport;
 use super::report::TimelinePoint;
@@ -19,7 +20,9 @@ use crate::stats::Latencies;
 
 /// What every participant needs to know.
 pub struct Plan {
-    pub ws_url: String,
+    /// The XMPP WebSocket or BOSH URL.
+    pub xmpp_url: String,
+    pub transport: Transport,
     pub domain: String,
     pub focus: String,
     pub stage_timeout: Duration,
@@ -64,7 +67,8 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         .clone()
         .unwrap_or(format!("conference.{}", args.domain));
     let plan = Arc::new(Plan {
-        ws_url: args.ws_url(),
+        xmpp_url: args.xmpp_url(),
+        transport: args.transport,
         domain: args.domain.clone(),
         focus: args
             .focus
@@ -73,7 +77,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         stage_timeout: args.stage_timeout,
         max_height: args.max_height,
     });
-    let server_pid = args.server_pid.or_else(|| local_server(&plan.ws_url));
+    let server_pid = args.server_pid.or_else(|| local_server(&plan.xmpp_url));
     let server = |what: &str| -> anyhow::Result<Option<procfs::Sample>> {
         server_pid
             .map(procfs::sample)
@@ -106,7 +110,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         shape.rooms,
         shape.participants,
         shape.senders,
-        plan.ws_url,
+        plan.xmpp_url,
         server_pid
             .map(|p| format!(", server pid {p}"))
             .unwrap_or_default()
@@ -211,8 +215,8 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
 }
 
 /// The local process serving a loopback URL, if we can see it.
-fn local_server(ws_url: &str) -> Option<u32> {
-    let host_port = ws_url.split("://").nth(1)?.split('/').next()?;
+fn local_server(url: &str) -> Option<u32> {
+    let host_port = url.split("://").nth(1)?.split('/').next()?;
     let (host, port) = host_port.rsplit_once(':')?;
     let local = ["127.0.0.1", "localhost", "[::1]", "0.0.0.0"].contains(&host);
     local

@@ -8,11 +8,15 @@ use futures_util::StreamExt as _;
 use minidom::{Element, NSChoice};
 use tokio_tungstenite::tungstenite::protocol::Message;
 
+use super::args::Transport;
+use crate::bosh::Bosh;
 use crate::xmpp::{self, Ws};
 
 const FOCUS_NS: &str = "http://jitsi.org/protocol/focus";
 const MUC_USER_NS: &str = "http://jabber.org/protocol/muc#user";
 const DISCO_INFO_NS: &str = "http://jabber.org/protocol/disco#info";
+/// How long a leaving participant waits for the server to see it go.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Features we answer disco#info with: a Jitsi client doing audio and
 /// video over bundled ICE, sources in XEP-0339 form (we do not ask for
@@ -31,8 +35,14 @@ const FEATURES: &[&str] = &[
     "http://jitsi.org/tcc",
 ];
 
+/// The participant's XMPP connection.
+enum Link {
+    WebSocket(Ws),
+    Bosh(Bosh),
+}
+
 pub struct Signal {
-    pub ws: Ws,
+    link: Link,
     pub jid: String,
     /// lib-jitsi-meet's endpoint ID: the first 8 hex digits of the JID's node.
     pub endpoint: String,
@@ -41,9 +51,24 @@ pub struct Signal {
 }
 
 impl Signal {
-    pub async fn login(url: &str, domain: &str, room: String) -> anyhow::Result<Signal> {
-        let s = xmpp::login_anonymous(url, domain).await?;
-        let node = s.jid.split('@').next().unwrap_or_default();
+    pub async fn login(
+        transport: Transport,
+        url: &str,
+        domain: &str,
+        room: String,
+    ) -> anyhow::Result<Signal> {
+        let (link, jid) = match transport {
+            Transport::Websocket => {
+                let s = xmpp::login_anonymous(url, domain).await?;
+                (Link::WebSocket(s.ws), s.jid)
+            }
+            Transport::Bosh => {
+                let b = Bosh::login_anonymous(url, domain).await?;
+                let jid = b.jid.clone();
+                (Link::Bosh(b), jid)
+            }
+        };
+        let node = jid.split('@').next().unwrap_or_default();
         let hex: String = node
             .chars()
             .filter(char::is_ascii_hexdigit)
@@ -55,8 +80,8 @@ impl Signal {
             format!("{:08x}", fnv(node))
         };
         Ok(Signal {
-            ws: s.ws,
-            jid: s.jid,
+            link,
+            jid,
             endpoint,
             room,
             next_id: 0,
@@ -73,7 +98,19 @@ impl Signal {
     }
 
     pub async fn send(&mut self, text: &str) -> anyhow::Result<()> {
-        xmpp::send(&mut self.ws, text).await
+        match &mut self.link {
+            Link::WebSocket(ws) => xmpp::send(ws, text).await,
+            Link::Bosh(b) => b.send(text),
+        }
+    }
+
+    /// The next stanza as text; `None` when the connection has ended.
+    /// Cancel-safe, for `select!`.
+    pub async fn next_frame(&mut self) -> Option<String> {
+        match &mut self.link {
+            Link::WebSocket(ws) => xmpp::next_frame(ws).await,
+            Link::Bosh(b) => b.next_stanza().await,
+        }
     }
 
     /// The focus answers `ready='true'` once the room exists; `false` means
@@ -157,7 +194,8 @@ impl Signal {
     /// the stream ends.
     pub async fn next_stanza(&mut self) -> anyhow::Result<Element> {
         loop {
-            let frame = xmpp::next_frame(&mut self.ws)
+            let frame = self
+                .next_frame()
                 .await
                 .ok_or_else(|| anyhow!("XMPP connection closed"))?;
             if let Some(st) = self.handle_frame(&frame).await? {
@@ -204,18 +242,20 @@ impl Signal {
             self.occupant()
         );
         let _ = self.send(&bye).await;
-        let _ = self
-            .send("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>")
-            .await;
+        let ws = match self.link {
+            Link::Bosh(b) => return b.close(LINGER).await,
+            Link::WebSocket(ref mut ws) => ws,
+        };
+        let _ = xmpp::send(ws, "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>").await;
         // Let the server see the close before the socket drops.
         let wait = async {
-            while let Some(Ok(m)) = self.ws.next().await {
+            while let Some(Ok(m)) = ws.next().await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
             }
         };
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), wait).await;
+        let _ = tokio::time::timeout(LINGER, wait).await;
     }
 }
 
