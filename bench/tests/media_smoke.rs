@@ -120,6 +120,7 @@ fn smoke(server: &Server, transport: Transport, duration: Duration) -> MediaArgs
         duration,
         join_rate: 20.0,
         stage_timeout: Duration::from_secs(10),
+        loss: 0.0,
         max_height: 360,
         server_pid: Some(server.child.id()),
         label: "oxbridge".into(),
@@ -212,4 +213,23 @@ async fn a_refused_conference_request_is_reported_with_its_stage_not_a_hang() {
             o.error
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_loss_video_is_recovered_by_nack_and_rtx() {
+    let server = start_server("");
+    let mut args = smoke(&server, Transport::Websocket, Duration::from_secs(3));
+    args.loss = 5.0;
+    let (report, _) = run_detailed(args).await.unwrap();
+    assert_eq!((report.running, report.failed), (4, 0));
+    assert!(report.packets_dropped > 50, "{report:?}");
+    // The bridge asked the senders again for what their uplink lost.
+    assert!(report.nacks_received > 0, "{report:?}");
+    // Audio is not retransmitted; video mostly comes back (RTX is dropped too).
+    let video_in = report.packets_in_per_sec * 3.0 / 2.0;
+    assert!(
+        (report.packets_lost_video as f64) < video_in * 0.05 / 3.0,
+        "video lost {} of about {video_in:.0}: {report:?}",
+        report.packets_lost_video
+    );
 }

@@ -44,6 +44,10 @@ pub struct MediaArgs {
     /// session-initiate, ICE, DTLS, first media).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub stage_timeout: Duration,
+    /// Percent of RTP packets each participant drops, sending and receiving
+    /// (simulated network loss; NACK and RTX recover video, audio stays lost).
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
     /// Video height receivers ask the bridge for (ReceiverVideoConstraints).
     #[arg(long, default_value_t = 360)]
     pub max_height: u32,

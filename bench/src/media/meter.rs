@@ -136,6 +136,15 @@ impl Meter {
         self.tracks.iter().map(Track::lost).sum()
     }
 
+    /// Of [`Meter::lost`], the video packets (those NACK and RTX can recover).
+    pub fn lost_video(&self) -> u64 {
+        self.tracks
+            .iter()
+            .filter(|t| t.video)
+            .map(Track::lost)
+            .sum()
+    }
+
     /// Packets received from each sender (endpoint ID), `jvb` excluded.
     pub fn by_owner(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();

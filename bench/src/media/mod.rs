@@ -17,6 +17,7 @@ pub mod args;
 pub mod chart;
 mod generate;
 pub mod jingle;
+pub mod loss;
 mod meter;
 pub mod participant;
 mod peer;

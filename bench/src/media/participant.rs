@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::Message;
 use udp_batch::BatchSender;
 
 use super::jingle::{self, Accept, LocalTransport, Offer};
+use super::loss::Loss;
 use super::peer::{Peer, PeerCounters};
 use super::runner::{Live, Plan};
 use super::signal::{self, Signal};
@@ -59,6 +60,7 @@ pub struct Outcome {
     pub received_from: BTreeMap<String, u64>,
     pub packets_in: u64,
     pub lost: u64,
+    pub lost_video: u64,
     pub latency: Latencies,
     pub counters: PeerCounters,
     pub bridge_channel: bool,
@@ -76,6 +78,7 @@ pub async fn run(plan: Arc<Plan>, spec: Spec, live: Arc<Live>) -> Outcome {
         received_from: BTreeMap::new(),
         packets_in: 0,
         lost: 0,
+        lost_video: 0,
         latency: Latencies::default(),
         counters: PeerCounters::default(),
         bridge_channel: false,
@@ -116,7 +119,8 @@ async fn drive(plan: &Plan, live: &Live, out: &mut Outcome) -> anyhow::Result<()
     sig.send(&signal::result(&iq)).await?;
 
     let (socket, local) = bind_udp(&offer).await?;
-    let mut peer = Peer::new(Instant::now(), &offer, local)?;
+    let loss = Loss::new(plan.loss, out.spec.index as u64 + 1);
+    let mut peer = Peer::new(Instant::now(), &offer, local, loss)?;
     for s in offer.sources.iter().filter(|s| s.owner != sig.endpoint) {
         peer.expect(s);
     }
@@ -155,6 +159,7 @@ async fn drive(plan: &Plan, live: &Live, out: &mut Outcome) -> anyhow::Result<()
     out.received_from = peer.meter.by_owner();
     out.packets_in = peer.meter.packets;
     out.lost = peer.meter.lost();
+    out.lost_video = peer.meter.lost_video();
     out.latency = std::mem::take(&mut peer.meter.latency);
     out.counters = peer.counters;
     sig.leave().await;

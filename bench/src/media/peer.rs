@@ -14,6 +14,7 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, 
 
 use super::generate::{Audio, AudioPacket, Camera, VideoPacket};
 use super::jingle::{LocalSources, Media, Offer, RemoteSource};
+use super::loss::Loss;
 use super::meter::Meter;
 
 const OPUS: u8 = 111;
@@ -37,6 +38,8 @@ struct Sending {
 /// Counters a run reports; plain numbers, read by the shell.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PeerCounters {
+    /// RTP packets dropped by `--loss`, both ways.
+    pub dropped: u64,
     pub packets_out: u64,
     pub bytes_out: u64,
     pub nacks: u64,
@@ -56,12 +59,13 @@ pub struct Peer {
     /// Latest cumulative NACK and PLI counts per sent stream (mid, rid).
     egress: Vec<(Mid, Option<Rid>, u64, u64)>,
     timeout: Instant,
+    loss: Loss,
 }
 
 impl Peer {
     /// Prepares the answer side for the bridge's transport in `offer`;
     /// `local` is our candidate (the socket's address as the bridge sees it).
-    pub fn new(now: Instant, offer: &Offer, local: SocketAddr) -> anyhow::Result<Peer> {
+    pub fn new(now: Instant, offer: &Offer, local: SocketAddr, loss: Loss) -> anyhow::Result<Peer> {
         let mut config = RtcConfig::new()
             .set_rtp_mode(true)
             .set_stats_interval(Some(STATS_INTERVAL))
@@ -118,6 +122,7 @@ impl Peer {
             counters: PeerCounters::default(),
             egress: Vec::new(),
             timeout: now,
+            loss,
         })
     }
 
@@ -199,6 +204,10 @@ impl Peer {
         buf: &[u8],
         send: &mut impl FnMut(SocketAddr, &[u8]),
     ) {
+        if self.loss.drops(buf) {
+            self.counters.dropped = self.loss.dropped;
+            return;
+        }
         if let Ok(r) = Receive::new(Protocol::Udp, from, self.local, buf) {
             let _ = self.rtc.handle_input(Input::Receive(now, r));
             self.drain(now, send);
@@ -261,6 +270,9 @@ impl Peer {
         let mut rounds = 0;
         loop {
             match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) if self.loss.drops(&t.contents) => {
+                    self.counters.dropped = self.loss.dropped;
+                }
                 Ok(Output::Transmit(t)) => send(t.destination, &t.contents),
                 Ok(Output::Timeout(t)) if t <= now && rounds < 4 => {
                     rounds += 1;

@@ -30,9 +30,15 @@ pub struct MediaReport {
     pub mbit_in_per_sec: f64,
     pub packets_out_per_sec: f64,
     pub mbit_out_per_sec: f64,
-    /// Sequence gaps at the receivers over the whole call.
+    /// Sequence gaps at the receivers over the whole call, after recovery.
     pub packets_lost: u64,
     pub loss_ratio: f64,
+    /// Of `packets_lost`, video packets (recoverable by NACK and RTX).
+    #[serde(default)]
+    pub packets_lost_video: u64,
+    /// RTP packets the participants dropped on purpose (`--loss`), both ways.
+    #[serde(default)]
+    pub packets_dropped: u64,
     pub nacks_received: u64,
     pub plis_received: u64,
     pub one_way_p50_ms: Option<f64>,
@@ -110,8 +116,17 @@ impl MediaReport {
                 Box::new(|r| format!("{:.1} / {:.1}", r.mbit_in_per_sec, r.mbit_out_per_sec)),
             ),
             (
-                "lost (ratio)",
-                Box::new(|r| format!("{} ({:.4})", r.packets_lost, r.loss_ratio)),
+                "lost (ratio), of it video",
+                Box::new(|r| {
+                    format!(
+                        "{} ({:.4}), {}",
+                        r.packets_lost, r.loss_ratio, r.packets_lost_video
+                    )
+                }),
+            ),
+            (
+                "dropped by --loss",
+                Box::new(|r| r.packets_dropped.to_string()),
             ),
             (
                 "NACKs / PLIs received",

@@ -27,6 +27,8 @@ pub struct Plan {
     pub focus: String,
     pub stage_timeout: Duration,
     pub max_height: u32,
+    /// Percent of RTP packets dropped each way (`--loss`).
+    pub loss: f64,
 }
 
 /// Totals shared by the participants, added to in batches.
@@ -69,6 +71,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
     let plan = Arc::new(Plan {
         xmpp_url: args.xmpp_url(),
         transport: args.transport,
+        loss: args.loss,
         domain: args.domain.clone(),
         focus: args
             .focus
@@ -312,12 +315,15 @@ fn summarise(
     let mut failed_by_stage = BTreeMap::new();
     let mut first_errors = Vec::new();
     let (mut lost, mut received, mut nacks, mut plis, mut channels) = (0, 0, 0, 0, 0);
+    let (mut dropped, mut lost_video) = (0, 0);
     for o in outcomes {
         joins.extend(o.join);
         firsts.extend(o.first_media);
         lost += o.lost;
         received += o.packets_in;
         nacks += o.counters.nacks;
+        dropped += o.counters.dropped;
+        lost_video += o.lost_video;
         plis += o.counters.plis;
         channels += o.bridge_channel as usize;
         if let Some(e) = &o.error {
@@ -366,6 +372,8 @@ fn summarise(
         } else {
             lost as f64 / (received + lost) as f64
         },
+        packets_lost_video: lost_video,
+        packets_dropped: dropped,
         nacks_received: nacks,
         plis_received: plis,
         one_way_p50_ms: one_way.percentile_ms(50.0),
