@@ -54,6 +54,9 @@ pub(crate) struct Endpoint {
     pub next_timeout: Instant,
     /// Remote transport applied (DTLS started).
     pub connected_transport: bool,
+    /// The remote side answers our consent checks (RFC 7675). Once ICE gives
+    /// up on it, only the checks go out, until it answers again.
+    pub consent: bool,
     /// This endpoint's own sources: audio SSRCs and video SIM groups (layer SSRCs, low to high).
     pub audio_ssrcs: Vec<u32>,
     pub video_layers: Vec<Vec<u32>>,
@@ -156,6 +159,7 @@ impl Endpoint {
             ufrag: creds.ufrag,
             next_timeout: now,
             connected_transport: false,
+            consent: true,
             audio_ssrcs: Vec::new(),
             video_layers: Vec::new(),
             rtx: Vec::new(),

@@ -129,6 +129,10 @@ impl Collector for BridgeCollector {
         );
         set(&self.dropped.with_label_values(&["rejected"]), t.rejected);
         set(
+            &self.dropped.with_label_values(&["no_consent"]),
+            t.dropped_no_consent,
+        );
+        set(
             &self.dropped.with_label_values(&["overload"]),
             stats.overload_drops,
         );

@@ -20,7 +20,7 @@ use crate::allocation::RateMeter;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::channel::{BridgeMessage, ClientMessage, Constraint, Dialect, VideoConstraints};
-use crate::demux::{Claim, Demux};
+use crate::demux::{Claim, Demux, is_stun};
 use crate::endpoint::{Endpoint, VideoForward, rtx_of};
 use crate::rtp::Header;
 use crate::simulcast::{SimulcastForwarder, Verdict};
@@ -70,6 +70,8 @@ pub struct RouterStats {
     pub packets_lost_reported: u64,
     /// Endpoints whose ICE connectivity failed (consent lost, never connected).
     pub ice_failures: u64,
+    /// Media and RTCP not sent to endpoints that lost consent.
+    pub dropped_no_consent: u64,
     /// Conferences and endpoints now.
     pub conferences: usize,
     pub endpoints: usize,
@@ -93,6 +95,7 @@ impl RouterStats {
         self.nacks_received += o.nacks_received;
         self.packets_lost_reported += o.packets_lost_reported;
         self.ice_failures += o.ice_failures;
+        self.dropped_no_consent += o.dropped_no_consent;
         self.conferences += o.conferences;
         self.endpoints += o.endpoints;
         self.largest_conference = self.largest_conference.max(o.largest_conference);
@@ -472,6 +475,10 @@ impl Router {
         };
         let next = loop {
             match ep.rtc.poll_output() {
+                // Without consent, nothing but the checks that may regain it.
+                Ok(Output::Transmit(t)) if !ep.consent && !is_stun(&t.contents) => {
+                    self.stats.dropped_no_consent += 1;
+                }
                 Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
                     destination: t.destination,
                     contents: t.contents.into(),
@@ -505,7 +512,14 @@ impl Router {
                 }))) => ep.bwe_bps = Some(estimate.as_u64()),
                 Ok(Output::Event(Event::IceConnectionStateChange(
                     IceConnectionState::Disconnected,
-                ))) => self.stats.ice_failures += 1,
+                ))) => {
+                    // Every pair went unanswered: consent is lost (RFC 7675 §5.1).
+                    ep.consent = false;
+                    self.stats.ice_failures += 1;
+                }
+                Ok(Output::Event(Event::IceConnectionStateChange(
+                    IceConnectionState::Connected | IceConnectionState::Completed,
+                ))) => ep.consent = true,
                 Ok(Output::Event(_)) => {}
                 Err(_) => break now + MAX_SLEEP,
             }

@@ -251,6 +251,18 @@ impl Participant {
         }
     }
 
+    /// Reads what reached this participant's address without processing it
+    /// (its client has gone away but the address still takes datagrams), and
+    /// counts the RTP and RTCP among it.
+    pub fn discard_arrivals(&self) -> usize {
+        let mut buf = [0u8; 2048];
+        let mut media = 0;
+        while let Ok((n, _)) = self.socket.recv_from(&mut buf) {
+            media += usize::from((128..=191).contains(&buf[..n][0]));
+        }
+        media
+    }
+
     /// Sends raw bytes from this participant's own address (a broken or hostile client).
     pub fn send_raw(&self, to: SocketAddr, data: &[u8]) {
         let _ = self.socket.send_to(data, to);
