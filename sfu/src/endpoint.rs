@@ -16,6 +16,7 @@ use crate::allocation::RateMeter;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCandidate};
 use crate::cert::{Certificate, parse_hex_colon};
 use crate::channel::{Dialect, VideoConstraints};
+use crate::clock::SenderClock;
 use crate::simulcast::SimulcastForwarder;
 use crate::speech::SilenceFilter;
 
@@ -79,6 +80,8 @@ pub(crate) struct Endpoint {
     pub dialect: Dialect,
     /// Drops this endpoint's audio silence before it is forwarded.
     pub silence: SilenceFilter,
+    /// Its capture clock, from its sender reports.
+    pub clock: SenderClock,
     /// Sender constraints last told to this endpoint, by its source's first SSRC.
     pub announced_heights: HashMap<u32, u32>,
     /// What this receiver last asked for on its bridge channel.
@@ -171,6 +174,7 @@ impl Endpoint {
             channel: None,
             dialect: Dialect::Sources,
             silence: SilenceFilter::default(),
+            clock: SenderClock::default(),
             announced_heights: HashMap::new(),
             constraints: None,
             last_n: -1,

@@ -18,12 +18,15 @@
 //! - [`allocation`]: which layers fit a receiver's downlink, in its priority order.
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
+//! - [`clock`]: a sender's capture clock from its sender reports, so the
+//!   reports receivers get keep its audio and video in sync.
 
 pub mod allocation;
 pub mod api;
 pub mod bridge;
 pub mod cert;
 pub mod channel;
+pub mod clock;
 pub mod demux;
 mod endpoint;
 pub mod http;

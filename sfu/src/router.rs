@@ -499,6 +499,12 @@ impl Router {
                         }
                     }
                 }
+                Ok(Output::Event(Event::SenderFeedback(f))) => ep.clock.on_report(
+                    f.received_at,
+                    *f.sender_info.ssrc,
+                    f.sender_info.rtp_time.numer() as u32,
+                    f.sender_info.ntp_time,
+                ),
                 Ok(Output::Event(Event::MediaEgressStats(e))) => {
                     // Cumulative per stream: count what grew since the last report.
                     let last = ep.egress_totals.entry((e.mid, e.rid)).or_default();
@@ -566,6 +572,12 @@ impl Router {
                 return;
             }
         }
+        // When it was captured, as the sender reported: receivers' sender
+        // reports are made from it.
+        let rate = if is_audio { 48_000 } else { 90_000 };
+        let captured = sender
+            .clock
+            .capture(ssrc, p.header.timestamp, rate, p.timestamp);
         // Parsed once for every receiver's descriptor patch.
         let vp8 = if video.is_some() {
             str0m::rtp::Vp8Descriptor::parse(&p.payload).ok()
@@ -588,9 +600,9 @@ impl Router {
                 continue;
             };
             let wrote = if is_audio {
-                write_audio(now, receiver, p)
+                write_audio(now, captured, receiver, p)
             } else if let Some((_, source, layer)) = video {
-                write_video(now, receiver, source, layer, p, vp8.as_ref())
+                write_video(now, captured, receiver, source, layer, p, vp8.as_ref())
             } else {
                 false
             };

@@ -33,7 +33,14 @@ pub(super) fn subscribe(
     }
 }
 
-pub(super) fn write_audio(now: Instant, receiver: &mut Endpoint, p: &RtpPacket) -> bool {
+/// Writes `p` to `receiver`'s stream of its source; `captured` is when the
+/// sender captured it (the wallclock behind the receiver's sender reports).
+pub(super) fn write_audio(
+    now: Instant,
+    captured: Instant,
+    receiver: &mut Endpoint,
+    p: &RtpPacket,
+) -> bool {
     if !receiver.consent {
         return false;
     }
@@ -58,7 +65,7 @@ pub(super) fn write_audio(now: Instant, receiver: &mut Endpoint, p: &RtpPacket) 
             p.header.payload_type,
             p.seq_no,
             p.header.timestamp,
-            p.timestamp,
+            captured,
             p.payload.clone(),
         )
         .marker(p.header.marker)
@@ -69,6 +76,7 @@ pub(super) fn write_audio(now: Instant, receiver: &mut Endpoint, p: &RtpPacket) 
 
 pub(super) fn write_video(
     now: Instant,
+    captured: Instant,
     receiver: &mut Endpoint,
     source: u32,
     layer: u8,
@@ -124,7 +132,7 @@ pub(super) fn write_video(
         p.header.payload_type,
         SeqNo::from(seq),
         out.timestamp,
-        p.timestamp,
+        captured,
         payload,
     )
     .marker(p.header.marker)

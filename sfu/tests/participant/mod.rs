@@ -7,7 +7,7 @@ pub mod setup;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use sfu::api::{LocalTransport, RemoteTransport, Setup};
 use str0m::format::Codec;
@@ -44,6 +44,8 @@ pub struct Participant {
     pub got: HashMap<u32, Vec<Got>>,
     /// Key frame requests the bridge sent us, by our SSRC.
     pub keyframe_requests: HashMap<u32, usize>,
+    /// The latest sender report the bridge sent for each SSRC: RTP time, NTP time.
+    pub reports: HashMap<u32, (u32, SystemTime)>,
     rids: HashMap<Rid, u32>,
     seq: HashMap<u32, u64>,
     /// Incoming RTP datagrams (counted by arrival from 0, RTCP not counted)
@@ -109,6 +111,7 @@ impl Participant {
             connected: false,
             got: HashMap::new(),
             keyframe_requests: HashMap::new(),
+            reports: HashMap::new(),
             rids: HashMap::new(),
             seq: HashMap::new(),
             lose: Vec::new(),
@@ -172,6 +175,18 @@ impl Participant {
     }
 
     pub fn send_audio(&mut self, ssrc: u32, timestamp: u32, level: i8, payload: Vec<u8>) {
+        self.send_audio_captured(ssrc, timestamp, Instant::now(), level, payload);
+    }
+
+    /// Audio captured at `captured` (the wallclock behind our sender reports).
+    pub fn send_audio_captured(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        captured: Instant,
+        level: i8,
+        payload: Vec<u8>,
+    ) {
         let seq = self.next_seq(ssrc);
         let ext = ExtensionValues {
             audio_level: Some(level),
@@ -180,17 +195,27 @@ impl Participant {
         };
         if let Some(tx) = self.rtc.direct_api().stream_tx(&Ssrc::from(ssrc)) {
             tx.write_rtp(
-                RtpWrite::new(Pt::from(OPUS), seq, timestamp, Instant::now(), payload)
-                    .ext_vals(ext),
+                RtpWrite::new(Pt::from(OPUS), seq, timestamp, captured, payload).ext_vals(ext),
             );
         }
     }
 
     pub fn send_video(&mut self, ssrc: u32, timestamp: u32, payload: Vec<u8>) {
+        self.send_video_captured(ssrc, timestamp, Instant::now(), payload);
+    }
+
+    /// A video frame captured at `captured`, sent now (after encoding).
+    pub fn send_video_captured(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        captured: Instant,
+        payload: Vec<u8>,
+    ) {
         let seq = self.next_seq(ssrc);
         if let Some(tx) = self.rtc.direct_api().stream_tx(&Ssrc::from(ssrc)) {
             tx.write_rtp(
-                RtpWrite::new(Pt::from(VP8), seq, timestamp, Instant::now(), payload)
+                RtpWrite::new(Pt::from(VP8), seq, timestamp, captured, payload)
                     .marker(true)
                     .nackable(true),
             );
@@ -239,6 +264,11 @@ impl Participant {
                         timestamp: p.header.timestamp,
                         payload: p.payload.to_vec(),
                     });
+                }
+                Ok(Output::Event(Event::SenderFeedback(f))) => {
+                    let info = f.sender_info;
+                    self.reports
+                        .insert(*info.ssrc, (info.rtp_time.numer() as u32, info.ntp_time));
                 }
                 Ok(Output::Event(Event::KeyframeRequest(r))) => {
                     if let Some(ssrc) = r.rid.and_then(|rid| self.rids.get(&rid)) {
