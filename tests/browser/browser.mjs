@@ -71,10 +71,17 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
       (window.remote[id] ??= {})[t.getType()] = el;
       note('TRACK_ADDED', id + ' ' + t.getType());
     });
+    // As the web app does: the focus's start-muted applies to the tracks there
+    // are when it arrives (lib-jitsi-meet mutes those) and to those added later.
+    const startMuted = (t) => (t.getType() === 'audio' ? conference.isStartAudioMuted() : conference.isStartVideoMuted());
+    conference.on(F.STARTED_MUTED, () => note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted()));
     if (media) {
       JitsiMeetJS.createLocalTracks({ devices: ['audio', 'video'], resolution: 180 }).then(async (tracks) => {
         window.localTracks = tracks;
-        for (const t of tracks) await conference.addTrack(t);
+        for (const t of tracks) {
+          if (startMuted(t)) await t.mute();
+          await conference.addTrack(t);
+        }
         note('LOCAL_TRACKS', tracks.length);
       }, (e) => note('LOCAL_TRACKS_FAILED', e));
     }
