@@ -1,4 +1,4 @@
-//! A minimal XMPP-over-BOSH client (XEP-0124, XEP-0206), for deployments or
+//! A minimal XMPP-over-BOSH client (XEP-0124, XEP-0206; http or https), for deployments or
 //! scenarios where participants connect as Jitsi's BOSH clients do.
 //!
 //! [`Bosh::login_anonymous`] creates the session and logs in (SASL
@@ -6,6 +6,7 @@
 //! poll open and sends queued stanzas in a second request, as Strophe does.
 //! Stanzas come out one at a time, like frames of the WebSocket transport.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -18,6 +19,9 @@ use hyper_util::rt::TokioIo;
 use minidom::Element;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 const HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 const XBOSH: &str = "urn:xmpp:xbosh";
@@ -44,18 +48,36 @@ type Connection = SendRequest<Full<Bytes>>;
 struct Endpoint {
     authority: String,
     path: String,
+    /// For `https://`.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     idle: Vec<Connection>,
 }
 
 impl Endpoint {
-    fn parse(url: &str) -> anyhow::Result<Endpoint> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("BOSH needs an http:// URL (TLS is not supported): {url}"))?;
+    fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> anyhow::Result<Endpoint> {
+        let (secure, rest) = match url.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
+            _ => bail!("BOSH needs an http:// or https:// URL: {url}"),
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, "http-bind"));
+        let tls = if secure {
+            let config = tls.ok_or_else(|| anyhow!("no TLS configuration for {url}"))?;
+            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+            let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
+            Some((TlsConnector::from(config), name))
+        } else {
+            None
+        };
+        let authority = match (authority.contains(':'), secure) {
+            (true, _) => authority.to_owned(),
+            (false, false) => format!("{authority}:80"),
+            (false, true) => format!("{authority}:443"),
+        };
         Ok(Endpoint {
-            authority: authority.to_owned(),
+            authority,
             path: format!("/{path}"),
+            tls,
             idle: Vec::new(),
         })
     }
@@ -70,6 +92,13 @@ impl Endpoint {
             .await
             .with_context(|| format!("connect to {}", self.authority))?;
         tcp.set_nodelay(true)?;
+        if let Some((connector, name)) = &self.tls {
+            let stream = connector.connect(name.clone(), tcp).await?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            return Ok(sender);
+        }
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(connection);
         Ok(sender)
@@ -149,9 +178,13 @@ impl Setup {
 
 impl Bosh {
     /// Creates the session at `url` (the `/http-bind` URL), logs in with SASL
-    /// ANONYMOUS and binds a resource.
-    pub async fn login_anonymous(url: &str, domain: &str) -> anyhow::Result<Bosh> {
-        let mut endpoint = Endpoint::parse(url)?;
+    /// ANONYMOUS and binds a resource; `tls` is for `https://`.
+    pub async fn login_anonymous(
+        url: &str,
+        domain: &str,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> anyhow::Result<Bosh> {
+        let mut endpoint = Endpoint::parse(url, tls)?;
         let rid = u64::from(rand_u32()) << 8;
         let create = format!(
             "<body xmlns='{HTTPBIND}' xmlns:xmpp='{XBOSH}' content='text/xml; charset=utf-8' hold='1' \

@@ -17,5 +17,6 @@ pub mod media;
 pub mod procfs;
 pub mod signaling;
 pub mod stats;
+mod tls;
 mod websocket;
 mod xmpp;

@@ -255,7 +255,7 @@ async fn fill_room(
     let mut tasks = Vec::new();
     for i in 0..args.room_size {
         let t0 = Instant::now();
-        let mut s = xmpp::login_anonymous(&args.url, &args.domain).await?;
+        let mut s = xmpp::login_anonymous(&args.url, &args.domain, None).await?;
         let nick = format!("p{i}");
         join(&mut s.ws, room, &nick)
             .await

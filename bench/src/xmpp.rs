@@ -4,15 +4,17 @@
 //! RFC 7395 puts exactly one top-level element in each frame, so frames are
 //! classified by their opening tag without a full XML parser.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -26,16 +28,22 @@ pub struct Session {
 }
 
 /// Connects, authenticates with SASL ANONYMOUS and binds a resource.
-pub async fn login_anonymous(url: &str, domain: &str) -> anyhow::Result<Session> {
+/// `tls` is for `wss://` (default: the system's roots).
+pub async fn login_anonymous(
+    url: &str,
+    domain: &str,
+    tls: Option<Arc<ClientConfig>>,
+) -> anyhow::Result<Session> {
     let mut req = url.into_client_request()?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("xmpp"));
     let (mut ws, _) = tokio::time::timeout(
         STEP_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(
+        tokio_tungstenite::connect_async_tls_with_config(
             req,
             Some(crate::websocket::small_buffers()),
             true,
+            tls.map(Connector::Rustls),
         ),
     )
     .await

@@ -18,6 +18,8 @@ struct Server {
     child: Child,
     dir: PathBuf,
     http: u16,
+    /// HTTPS with a self-signed certificate, generated at start.
+    https: u16,
 }
 
 impl Drop for Server {
@@ -64,7 +66,7 @@ fn start_server(extra: &str) -> Server {
         "oxbridge binary not found at {} (set OXBRIDGE_BIN or build it)",
         bin.display()
     );
-    let (http, xmpp, component) = (free_port(), free_port(), free_port());
+    let (http, https, xmpp, component) = (free_port(), free_port(), free_port(), free_port());
     // One directory per server: the tests of this file run in parallel.
     let dir = std::env::temp_dir().join(format!(
         "oxbridge-bench-media-{}-{http}",
@@ -72,7 +74,7 @@ fn start_server(extra: &str) -> Server {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let config = format!(
-        "domain = \"localhost\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n[xmpp]\nlisten = \"127.0.0.1:{xmpp}\"\n\
+        "domain = \"localhost\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\nhttps_listen = \"127.0.0.1:{https}\"\n\n[xmpp]\nlisten = \"127.0.0.1:{xmpp}\"\n\
 component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\n{extra}"
     );
     std::fs::write(dir.join("oxbridge.toml"), config).unwrap();
@@ -93,6 +95,7 @@ component_listen = \"127.0.0.1:{component}\"\n\n[sfu]\nlisten = \"127.0.0.1:0\"\
         child: cmd.spawn().unwrap(),
         dir,
         http,
+        https,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !healthy(http) {
@@ -110,6 +113,7 @@ fn smoke(server: &Server, transport: Transport, duration: Duration) -> MediaArgs
     MediaArgs {
         url: format!("http://127.0.0.1:{}", server.http),
         transport,
+        insecure: false,
         domain: "localhost".into(),
         muc: None,
         focus: None,
@@ -232,4 +236,24 @@ async fn under_loss_video_is_recovered_by_nack_and_rtx() {
         "video lost {} of about {video_in:.0}: {report:?}",
         report.packets_lost_video
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_self_signed_deployment_needs_insecure() {
+    let server = start_server("");
+    for transport in [Transport::Websocket, Transport::Bosh] {
+        let mut args = smoke(&server, transport, Duration::from_secs(2));
+        args.url = format!("https://127.0.0.1:{}", server.https);
+        // The certificate is checked: nobody gets in.
+        let (report, outcomes) = run_detailed(args.clone()).await.unwrap();
+        assert_eq!(report.failed, 4, "{transport:?}");
+        assert!(
+            outcomes.iter().all(|o| o.reached == Stage::Connect),
+            "{transport:?}"
+        );
+        // Accepted on purpose, the call goes through.
+        args.insecure = true;
+        let (_, outcomes) = run_detailed(args).await.unwrap();
+        assert_media_flowed(&outcomes, 60);
+    }
 }

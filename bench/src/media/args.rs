@@ -13,6 +13,9 @@ pub struct MediaArgs {
     /// How participants reach XMPP, as Jitsi clients can.
     #[arg(long, value_enum, default_value = "websocket")]
     pub transport: Transport,
+    /// Accept any TLS certificate (a test deployment's self-signed one).
+    #[arg(long)]
+    pub insecure: bool,
     /// XMPP domain of the deployment.
     #[arg(long, default_value = "localhost")]
     pub domain: String,

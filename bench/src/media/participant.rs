@@ -104,7 +104,13 @@ async fn drive(plan: &Plan, live: &Live, out: &mut Outcome) -> anyhow::Result<()
     let room = out.spec.room.clone();
     let mut sig = stage(
         plan,
-        Signal::login(plan.transport, &plan.xmpp_url, &plan.domain, room),
+        Signal::login(
+            plan.transport,
+            &plan.xmpp_url,
+            &plan.domain,
+            room,
+            Some(plan.tls.clone()),
+        ),
     )
     .await?;
     out.endpoint = sig.endpoint.clone();
@@ -213,10 +219,11 @@ type Channel =
 
 /// The bridge channel, with the constraints a client sends on open (§5.2).
 async fn open_channel(plan: &Plan, url: &str) -> anyhow::Result<Channel> {
-    let connect = tokio_tungstenite::connect_async_with_config(
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
         url,
         Some(crate::websocket::small_buffers()),
         true,
+        Some(tokio_tungstenite::Connector::Rustls(plan.tls.clone())),
     );
     let (mut ws, _) = tokio::time::timeout(plan.stage_timeout, connect).await??;
     let constraints = serde_json::json!({

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::watch;
+use tokio_rustls::rustls::ClientConfig;
 
 use super::args::MediaArgs;
 use super::args::Transport;
@@ -29,6 +30,8 @@ pub struct Plan {
     pub max_height: u32,
     /// Percent of RTP packets dropped each way (`--loss`).
     pub loss: f64,
+    /// For `wss://` and `https://`.
+    pub tls: Arc<ClientConfig>,
 }
 
 /// Totals shared by the participants, added to in batches.
@@ -72,6 +75,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         xmpp_url: args.xmpp_url(),
         transport: args.transport,
         loss: args.loss,
+        tls: crate::tls::client_config(args.insecure)?,
         domain: args.domain.clone(),
         focus: args
             .focus

@@ -3,9 +3,12 @@
 //! the MUC join, and stanzas read as elements with the IQs a client must
 //! answer (ping, disco#info) answered on the way.
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, anyhow, bail};
 use futures_util::StreamExt as _;
 use minidom::{Element, NSChoice};
+use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::tungstenite::protocol::Message;
 
 use super::args::Transport;
@@ -56,14 +59,15 @@ impl Signal {
         url: &str,
         domain: &str,
         room: String,
+        tls: Option<Arc<ClientConfig>>,
     ) -> anyhow::Result<Signal> {
         let (link, jid) = match transport {
             Transport::Websocket => {
-                let s = xmpp::login_anonymous(url, domain).await?;
+                let s = xmpp::login_anonymous(url, domain, tls).await?;
                 (Link::WebSocket(s.ws), s.jid)
             }
             Transport::Bosh => {
-                let b = Bosh::login_anonymous(url, domain).await?;
+                let b = Bosh::login_anonymous(url, domain, tls).await?;
                 let jid = b.jid.clone();
                 (Link::Bosh(b), jid)
             }
