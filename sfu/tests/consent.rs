@@ -2,6 +2,7 @@
 //! each receiver still wants its media and stops sending to one that no
 //! longer answers, while the rest of the conference goes on.
 
+#[allow(dead_code)]
 mod participant;
 
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ fn a_receiver_that_stops_answering_is_sent_no_more_media() {
         }
     }
     connect_all(&mut ps);
-    let mut carol = ps.pop().unwrap();
+    let carol = ps.pop().unwrap();
 
     // Carol's browser vanishes: her address takes datagrams, nobody answers.
     let gone = Instant::now();

@@ -4,6 +4,7 @@
 //! bridge. A camera whose frames leave 200 ms after capture (encoder delay)
 //! stays in step with the microphone.
 
+#[allow(dead_code)]
 mod participant;
 
 use std::time::{Duration, Instant, SystemTime};

@@ -40,7 +40,8 @@ const FEATURES: &[&str] = &[
 
 /// The participant's XMPP connection.
 enum Link {
-    WebSocket(Ws),
+    /// Boxed: a WebSocket stream is large next to the BOSH handle.
+    WebSocket(Box<Ws>),
     Bosh(Bosh),
 }
 
@@ -64,7 +65,7 @@ impl Signal {
         let (link, jid) = match transport {
             Transport::Websocket => {
                 let s = xmpp::login_anonymous(url, domain, tls).await?;
-                (Link::WebSocket(s.ws), s.jid)
+                (Link::WebSocket(Box::new(s.ws)), s.jid)
             }
             Transport::Bosh => {
                 let b = Bosh::login_anonymous(url, domain, tls).await?;
