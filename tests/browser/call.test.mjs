@@ -119,8 +119,7 @@ test('with startAudioMuted: 1 the second joiner starts with its microphone muted
   assert.equal(await a.page.evaluate(() => window.conference.isStartAudioMuted()), false);
   await b.page.waitForFunction(() => window.localTracks?.find((t) => t.getType() === 'audio')?.isMuted(), null, { timeout: 10_000 });
   assert.equal(await micMuted(a), false, 'the first joiner keeps its microphone');
-  // A hears nothing from B: any audio track of B's there is muted, and no audio bytes arrive.
-  // (A packet or two may slip out while B's invitation and its tracks race.)
+  // A hears nothing from B: any audio track of B's there is muted, and no sound arrives.
   await new Promise((r) => setTimeout(r, 2500));
   const mutedTracks = await a.page.evaluate(
     (id) => window.conference.getParticipantById(id)?.getTracksByMediaType('audio').map((t) => t.isMuted()) ?? [],
@@ -129,9 +128,12 @@ test('with startAudioMuted: 1 the second joiner starts with its microphone muted
   assert.ok(mutedTracks.every((m) => m), `B's audio tracks at A are muted: ${JSON.stringify(mutedTracks)}`);
   const audioBytes = async () =>
     (await a.page.evaluate(() => window.inbound())).filter((s) => s.kind === 'audio').reduce((n, s) => n + s.bytes, 0);
+  // A muted microphone sends silence, of which the bridge passes one packet a second; a live
+  // one about 3000 bytes a second.
   const before = await audioBytes();
   await new Promise((r) => setTimeout(r, 1000));
-  assert.equal(await audioBytes(), before, 'no audio from B reaches A');
+  const perSecond = (await audioBytes()) - before;
+  assert.ok(perSecond < 500, `only silence from B reaches A: ${perSecond} audio bytes in a second`);
   for (const x of [a, b]) await x.close();
 }));
 
