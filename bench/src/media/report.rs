@@ -26,6 +26,7 @@ pub struct MediaReport {
     pub first_media_p50_ms: Option<f64>,
     pub first_media_p95_ms: Option<f64>,
     pub first_media_p99_ms: Option<f64>,
+    /// RTP the participants received (in) and sent (out), all of them together.
     pub packets_in_per_sec: f64,
     pub mbit_in_per_sec: f64,
     pub packets_out_per_sec: f64,
@@ -108,11 +109,11 @@ impl MediaReport {
                 }),
             ),
             (
-                "packets/s in / out",
+                "participants' packets/s in / out",
                 Box::new(|r| format!("{:.0} / {:.0}", r.packets_in_per_sec, r.packets_out_per_sec)),
             ),
             (
-                "Mbit/s in / out",
+                "participants' Mbit/s in / out",
                 Box::new(|r| format!("{:.1} / {:.1}", r.mbit_in_per_sec, r.mbit_out_per_sec)),
             ),
             (
