@@ -54,7 +54,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> anyhow::Result<Endpoint> {
+    fn parse(url: &str, tls: Arc<ClientConfig>) -> anyhow::Result<Endpoint> {
         let (secure, rest) = match url.split_once("://") {
             Some(("http", rest)) => (false, rest),
             Some(("https", rest)) => (true, rest),
@@ -62,10 +62,9 @@ impl Endpoint {
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, "http-bind"));
         let tls = if secure {
-            let config = tls.ok_or_else(|| anyhow!("no TLS configuration for {url}"))?;
             let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
             let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
-            Some((TlsConnector::from(config), name))
+            Some((TlsConnector::from(tls), name))
         } else {
             None
         };
@@ -182,7 +181,7 @@ impl Bosh {
     pub async fn login_anonymous(
         url: &str,
         domain: &str,
-        tls: Option<Arc<ClientConfig>>,
+        tls: Arc<ClientConfig>,
     ) -> anyhow::Result<Bosh> {
         let mut endpoint = Endpoint::parse(url, tls)?;
         let rid = u64::from(rand_u32()) << 8;

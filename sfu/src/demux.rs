@@ -13,6 +13,11 @@ const STUN_HEADER: usize = 20;
 const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const ATTR_USERNAME: u16 = 0x0006;
 
+/// Whether `data` looks like STUN (RFC 7983: first byte 0-3, magic cookie).
+pub fn is_stun(data: &[u8]) -> bool {
+    data.len() >= STUN_HEADER && data[0] < 4 && data[4..8] == STUN_MAGIC
+}
+
 /// The local part of a STUN message's USERNAME, if `data` is STUN and has one.
 ///
 /// ```
@@ -22,11 +27,6 @@ const ATTR_USERNAME: u16 = 0x0006;
 /// m.extend(b"abc:xyz\0");
 /// assert_eq!(sfu::demux::stun_local_ufrag(&m), Some("abc"));
 /// ```
-/// Whether `data` looks like STUN (RFC 7983: first byte 0-3, magic cookie).
-pub fn is_stun(data: &[u8]) -> bool {
-    data.len() >= STUN_HEADER && data[0] < 4 && data[4..8] == STUN_MAGIC
-}
-
 pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
     if data.len() < STUN_HEADER || data[0] >= 2 || data[4..8] != STUN_MAGIC {
         return None;

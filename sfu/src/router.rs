@@ -596,7 +596,8 @@ impl Router {
             if to == from {
                 continue;
             }
-            let Some(receiver) = self.endpoints[to].as_mut() else {
+            // Nothing is written for a receiver that lost consent.
+            let Some(receiver) = self.endpoints[to].as_mut().filter(|r| r.consent) else {
                 continue;
             };
             let wrote = if is_audio {

@@ -8,8 +8,6 @@ pub struct Loss {
     /// Drop when the next random number is below this (out of `u32::MAX`).
     threshold: u32,
     state: u64,
-    /// Packets dropped so far.
-    pub dropped: u64,
 }
 
 impl Loss {
@@ -19,7 +17,6 @@ impl Loss {
         Loss {
             threshold: (share * f64::from(u32::MAX)) as u32,
             state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
-            dropped: 0,
         }
     }
 
@@ -33,9 +30,7 @@ impl Loss {
         self.state ^= self.state << 25;
         self.state ^= self.state >> 27;
         let r = (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32;
-        let lost = r < self.threshold;
-        self.dropped += u64::from(lost);
-        lost
+        r < self.threshold
     }
 }
 

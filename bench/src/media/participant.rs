@@ -109,7 +109,7 @@ async fn drive(plan: &Plan, live: &Live, out: &mut Outcome) -> anyhow::Result<()
             &plan.xmpp_url,
             &plan.domain,
             room,
-            Some(plan.tls.clone()),
+            plan.tls.clone(),
         ),
     )
     .await?;

@@ -205,7 +205,7 @@ impl Peer {
         send: &mut impl FnMut(SocketAddr, &[u8]),
     ) {
         if self.loss.drops(buf) {
-            self.counters.dropped = self.loss.dropped;
+            self.counters.dropped += 1;
             return;
         }
         if let Ok(r) = Receive::new(Protocol::Udp, from, self.local, buf) {
@@ -271,7 +271,7 @@ impl Peer {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) if self.loss.drops(&t.contents) => {
-                    self.counters.dropped = self.loss.dropped;
+                    self.counters.dropped += 1;
                 }
                 Ok(Output::Transmit(t)) => send(t.destination, &t.contents),
                 Ok(Output::Timeout(t)) if t <= now && rounds < 4 => {

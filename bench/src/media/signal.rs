@@ -60,11 +60,11 @@ impl Signal {
         url: &str,
         domain: &str,
         room: String,
-        tls: Option<Arc<ClientConfig>>,
+        tls: Arc<ClientConfig>,
     ) -> anyhow::Result<Signal> {
         let (link, jid) = match transport {
             Transport::Websocket => {
-                let s = xmpp::login_anonymous(url, domain, tls).await?;
+                let s = xmpp::login_anonymous(url, domain, Some(tls)).await?;
                 (Link::WebSocket(Box::new(s.ws)), s.jid)
             }
             Transport::Bosh => {

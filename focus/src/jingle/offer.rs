@@ -123,13 +123,7 @@ impl<'a> Offer<'a> {
 pub fn build_session_initiate(offer: &Offer<'_>) -> Element {
     let mut jingle = jingle_element(Action::SessionInitiate, offer.sid, Some(offer.initiator));
     let stripped = receiver_view(offer.sources, offer.audio, offer.video);
-    let owners: Vec<RemoteSources<'_>> = stripped
-        .iter()
-        .map(|(owner, set)| RemoteSources {
-            owner,
-            sources: set,
-        })
-        .collect();
+    let owners = as_remote(&stripped);
     let websocket = offer.bridge_channel_base.map(|base| {
         format!(
             "{}/{}",
@@ -226,13 +220,7 @@ fn sources_message(
 ) -> Element {
     let mut jingle = jingle_element(action, sid, None);
     let stripped = receiver_view(sources, true, true);
-    let owners: Vec<RemoteSources<'_>> = stripped
-        .iter()
-        .map(|(owner, set)| RemoteSources {
-            owner,
-            sources: set,
-        })
-        .collect();
+    let owners = as_remote(&stripped);
     match encoding {
         SourceEncoding::Json => jingle.push_child(json::json_message(&owners)),
         SourceEncoding::Standard => {
@@ -261,6 +249,17 @@ fn offer_content(name: &str, desc: Element, transport: Element) -> Element {
         .with_attr("senders", "both")
         .with_child(desc)
         .with_child(transport)
+}
+
+/// The stripped sets as owners' sources, for the encoders.
+fn as_remote<'a>(stripped: &'a [(&'a str, SourceSet)]) -> Vec<RemoteSources<'a>> {
+    stripped
+        .iter()
+        .map(|(owner, set)| RemoteSources {
+            owner,
+            sources: set,
+        })
+        .collect()
 }
 
 /// What a receiver is told: simulcast stripped, only the media it takes.

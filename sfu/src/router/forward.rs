@@ -41,9 +41,6 @@ pub(super) fn write_audio(
     receiver: &mut Endpoint,
     p: &RtpPacket,
 ) -> bool {
-    if !receiver.consent {
-        return false;
-    }
     if receiver
         .audio_in
         .get(&*p.header.ssrc)
@@ -83,9 +80,6 @@ pub(super) fn write_video(
     p: &RtpPacket,
     vp8: Option<&Vp8Descriptor>,
 ) -> bool {
-    if !receiver.consent {
-        return false;
-    }
     let Some(fwd) = receiver.video_in.get_mut(&source) else {
         return false;
     };
