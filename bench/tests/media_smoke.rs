@@ -1,6 +1,7 @@
 //! `bench media` against the real `oxbridge serve` binary on loopback: two
 //! rooms of two, both sending, every participant gets the other's audio and
-//! video with no loss.
+//! video with no loss; and a server that refuses, never invites or whose
+//! media port is unreachable is reported at the stage it stopped, no hang.
 //!
 //! Binary: $OXBRIDGE_BIN or <workspace>/target/debug/oxbridge.
 
@@ -256,4 +257,142 @@ async fn over_tls_a_self_signed_deployment_needs_insecure() {
         let (_, outcomes) = run_detailed(args).await.unwrap();
         assert_media_flowed(&outcomes, 60);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_focus_that_never_invites_is_reported_at_session_initiate() {
+    // Rooms of two never reach the three the focus waits for: no offer comes.
+    let server = start_server("\n[focus]\nmin_participants = 3\n");
+    let mut args = smoke(&server, Transport::Websocket, Duration::from_secs(1));
+    args.stage_timeout = Duration::from_secs(2);
+    let (report, outcomes) = run_detailed(args).await.unwrap();
+    assert_eq!((report.running, report.failed), (0, 4));
+    for o in &outcomes {
+        assert_eq!(o.reached, Stage::SessionInitiate, "{:?}", o.error);
+        assert!(
+            o.error.as_deref().is_some_and(|e| e.contains("timed out")),
+            "{:?}",
+            o.error
+        );
+    }
+    assert_eq!(report.failed_by_stage.get("session-initiate"), Some(&4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_that_never_completes_is_reported_at_ice() {
+    let server = start_server("");
+    // UDP blocked both ways: every candidate either side signals is rewritten
+    // to a socket nobody reads.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let firewall = UdpFirewall::start(server.http, silent.local_addr().unwrap().port()).await;
+    let mut args = smoke(&server, Transport::Websocket, Duration::from_secs(1));
+    args.url = format!("http://127.0.0.1:{}", firewall.port);
+    args.stage_timeout = Duration::from_secs(2);
+    let (report, outcomes) = run_detailed(args).await.unwrap();
+    assert!(
+        firewall.rewritten() >= 8,
+        "offers and answers passed through it"
+    );
+    assert_eq!((report.running, report.failed), (0, 4));
+    for o in &outcomes {
+        assert_eq!(o.reached, Stage::Ice, "{:?}", o.error);
+        assert!(
+            o.error.as_deref().is_some_and(|e| e.contains("timed out")),
+            "{:?}",
+            o.error
+        );
+        assert_eq!(o.packets_in, 0);
+    }
+}
+
+/// An XMPP-over-WebSocket relay in front of the server that points every
+/// Jingle candidate, both ways, at one UDP port: what a firewall dropping
+/// the media port looks like to both ends.
+struct UdpFirewall {
+    port: u16,
+    rewritten: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl UdpFirewall {
+    async fn start(server_http: u16, to: u16) -> UdpFirewall {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+        use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rewritten = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = rewritten.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let xmpp = |_: &Request, mut r: Response| {
+                        r.headers_mut()
+                            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("xmpp"));
+                        Ok(r)
+                    };
+                    let client = tokio_tungstenite::accept_hdr_async(tcp, xmpp)
+                        .await
+                        .unwrap();
+                    let url = format!("ws://127.0.0.1:{server_http}/xmpp-websocket");
+                    let mut req = url.into_client_request().unwrap();
+                    req.headers_mut()
+                        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("xmpp"));
+                    let (server, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+                    let (mut client_tx, mut client_rx) = client.split();
+                    let (mut server_tx, mut server_rx) = server.split();
+                    let relay = |m: Message| match m {
+                        Message::Text(t) if t.contains("<candidate") => {
+                            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Message::text(redirect_candidates(&t, to))
+                        }
+                        m => m,
+                    };
+                    let up = async {
+                        while let Some(Ok(m)) = client_rx.next().await {
+                            if server_tx.send(relay(m)).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = async {
+                        while let Some(Ok(m)) = server_rx.next().await {
+                            if client_tx.send(relay(m)).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! { _ = up => {}, _ = down => {} }
+                });
+            }
+        });
+        UdpFirewall { port, rewritten }
+    }
+
+    fn rewritten(&self) -> usize {
+        self.rewritten.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `xml` with the port of every `<candidate>` replaced by `port`.
+fn redirect_candidates(xml: &str, port: u16) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find("<candidate") {
+        let end = start + rest[start..].find('>').unwrap();
+        let tag = &rest[start..end];
+        let at = tag.find(" port=").unwrap() + " port=".len();
+        let quote = &tag[at..at + 1];
+        let close = at + 1 + tag[at + 1..].find(quote).unwrap();
+        out.push_str(&rest[..start]);
+        out.push_str(&tag[..at + 1]);
+        out.push_str(&port.to_string());
+        out.push_str(&tag[close..]);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
