@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use futures_util::{SinkExt as _, StreamExt as _};
 use minidom::Element;
 use serde::Serialize;
@@ -194,24 +194,36 @@ async fn wait_initiate(sig: &mut Signal, early: Vec<Element>) -> anyhow::Result<
     }
 }
 
-/// A UDP socket on the address that routes to the bridge's first candidate.
+/// A UDP socket on the address that routes to the bridge: the first of its
+/// candidates this host has a route to (a stock bridge may list IPv6 or
+/// private addresses first).
 async fn bind_udp(offer: &Offer) -> anyhow::Result<(UdpSocket, SocketAddr)> {
-    let bridge = *offer
-        .candidates
-        .first()
-        .context("offer has no UDP candidate")?;
-    let unspecified: SocketAddr = if bridge.is_ipv4() {
-        "0.0.0.0:0".parse()?
+    anyhow::ensure!(!offer.candidates.is_empty(), "offer has no UDP candidate");
+    let mut last = None;
+    for &bridge in &offer.candidates {
+        match route_to(bridge) {
+            Ok(ip) => {
+                let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+                let local = socket.local_addr()?;
+                return Ok((socket, local));
+            }
+            Err(e) => last = Some(anyhow!("no route to the bridge's candidate {bridge}: {e}")),
+        }
+    }
+    Err(last.expect("at least one candidate was tried"))
+}
+
+/// The local address the kernel would send from to reach `to`.
+fn route_to(to: SocketAddr) -> std::io::Result<std::net::IpAddr> {
+    let unspecified: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
-        "[::]:0".parse()?
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    // connect() on a throwaway socket asks the kernel for the route; nothing is sent.
+    // connect() on a throwaway socket asks for the route; nothing is sent.
     let probe = StdUdpSocket::bind(unspecified)?;
-    probe.connect(bridge)?;
-    let ip = probe.local_addr()?.ip();
-    let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-    let local = socket.local_addr()?;
-    Ok((socket, local))
+    probe.connect(to)?;
+    Ok(probe.local_addr()?.ip())
 }
 
 type Channel =
@@ -442,4 +454,36 @@ async fn on_stanza(sig: &mut Signal, peer: &mut Peer, st: Element) -> anyhow::Re
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(candidates: &[&str]) -> Offer {
+        Offer {
+            sid: "s".into(),
+            ufrag: "u".into(),
+            pwd: "p".into(),
+            fingerprint_hash: "sha-256".into(),
+            fingerprint: String::new(),
+            candidates: candidates.iter().map(|c| c.parse().unwrap()).collect(),
+            websocket: None,
+            sources: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_socket_goes_where_a_candidate_is_reachable() {
+        // Broadcast is no route for an ordinary socket: the next candidate is used.
+        let (_, local) = bind_udp(&offer(&["255.255.255.255:10000", "127.0.0.1:10000"]))
+            .await
+            .unwrap();
+        assert!(local.ip().is_loopback(), "{local}");
+        let e = bind_udp(&offer(&["255.255.255.255:10000"]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no route"), "{e}");
+        assert!(bind_udp(&offer(&[])).await.is_err());
+    }
 }
