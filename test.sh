@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of oxbridge: Rust unit and doc tests, then the whole-stack suites
-# (slixmpp from PyPI, xmpp.js and strophe.js from npm, lib-jitsi-meet in Debian's Chromium)
+# (slixmpp and aiortc from PyPI, xmpp.js and strophe.js from npm, lib-jitsi-meet in Debian's Chromium)
 # against the built server. Installs what it needs on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,7 +36,7 @@ tests/python/.venv/bin/pip install -q -r tests/python/requirements.txt
 npm ci --prefix tests --no-audit --no-fund --loglevel=error
 
 suite "cargo test" cargo test --workspace
-suite "slixmpp whole-stack tests" bash -c 'cd tests/python && .venv/bin/pytest -q'
+suite "slixmpp / aiortc whole-stack tests" bash -c 'cd tests/python && .venv/bin/pytest -q'
 suite "xmpp.js / strophe.js whole-stack tests" bash -c 'cd tests && node --test --test-concurrency=1 js/'
 suite "browser tests (lib-jitsi-meet in Chromium)" bash -c 'cd tests && node --test --test-concurrency=1 browser/'
 

@@ -83,8 +83,15 @@ pub(crate) fn parse_contents(jingle: &Element) -> Result<Parsed, JingleError> {
         out.present = true;
         merge_credential(&mut out.ufrag, t.attr("ufrag"))?;
         merge_credential(&mut out.pwd, t.attr("pwd"))?;
-        if let (None, Some(f)) = (&out.fingerprint, t.child("fingerprint", ns::DTLS)) {
-            out.fingerprint = Some(parse_fingerprint(f)?);
+        for f in t.children().filter(|c| c.is("fingerprint", ns::DTLS)) {
+            let f = parse_fingerprint(f)?;
+            if out
+                .fingerprint
+                .as_ref()
+                .is_none_or(|have| rank(&f) < rank(have))
+            {
+                out.fingerprint = Some(f);
+            }
         }
         for c in t.children().filter(|c| c.is("candidate", ns::ICE_UDP)) {
             candidate_elements += 1;
@@ -105,6 +112,17 @@ fn merge_credential(have: &mut Option<String>, new: Option<&str>) -> Result<(), 
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Which of several fingerprints (RFC 8122 §5 allows one per hash; aiortc
+/// sends sha-256, -384 and -512) goes to the bridge: the one it verifies
+/// with, sha-256 (every browser's), else sha-1, else the first.
+fn rank(f: &Fingerprint) -> u8 {
+    match f.hash.as_str() {
+        "sha-256" => 0,
+        "sha-1" => 1,
+        _ => 2,
     }
 }
 

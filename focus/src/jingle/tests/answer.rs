@@ -144,6 +144,31 @@ fn cur_session_accept_gives_the_bridge_transport_and_simulcast_sources() {
 }
 
 #[test]
+fn of_several_fingerprints_the_sha_256_one_goes_to_the_bridge() {
+    // aiortc lists sha-256, sha-384 and sha-512; put the stronger ones first.
+    let long = |n: usize| vec!["AB"; n].join(":");
+    let fingerprints = format!(
+        "<fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-512' setup='active'>{}</fingerprint>\
+         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-384' setup='active'>{}</fingerprint>\
+         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='active'>FP</fingerprint>",
+        long(64),
+        long(48)
+    );
+    let one = "<fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='active'>FP</fingerprint>";
+    let xml = cur_accept().replacen(
+        &one.replace("FP", FINGERPRINT),
+        &fingerprints.replace("FP", FINGERPRINT),
+        1,
+    );
+    assert!(xml.contains("sha-512"));
+    let t = parse_answer(&parse_xml(&xml)).unwrap().transport;
+    assert_eq!(
+        (t.fingerprint_hash.as_str(), t.fingerprint.as_str()),
+        ("sha-256", FINGERPRINT)
+    );
+}
+
+#[test]
 fn v21_session_accept_keeps_usable_candidates_and_gets_default_names() {
     let incoming = parse_client(&parse_xml(&v21_accept())).unwrap();
     assert_eq!(incoming.sid, "s21");
