@@ -23,6 +23,7 @@ const GROWTH: f64 = 1.25;
 pub struct LatencyHistogram {
     counts: [u64; BUCKETS],
     total: u64,
+    sum: Duration,
 }
 
 impl Default for LatencyHistogram {
@@ -30,6 +31,7 @@ impl Default for LatencyHistogram {
         LatencyHistogram {
             counts: [0; BUCKETS],
             total: 0,
+            sum: Duration::ZERO,
         }
     }
 }
@@ -50,10 +52,27 @@ impl LatencyHistogram {
     pub fn record(&mut self, d: Duration) {
         self.counts[bucket_of(d)] += 1;
         self.total += 1;
+        self.sum += d;
     }
 
     pub fn count(&self) -> u64 {
         self.total
+    }
+
+    /// All recorded latencies added up (a Prometheus histogram's `_sum`).
+    pub fn sum(&self) -> Duration {
+        self.sum
+    }
+
+    /// How many stayed at most `limit` for certain (whole buckets only; a
+    /// Prometheus histogram's cumulative count for `le`).
+    pub fn count_within(&self, limit: Duration) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|(i, _)| upper_bound(*i) <= limit)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     /// Adds another worker's counts.
@@ -62,6 +81,7 @@ impl LatencyHistogram {
             *a += b;
         }
         self.total += other.total;
+        self.sum += other.sum;
     }
 
     /// The latency below which a fraction `q` of the datagrams stayed (the
@@ -85,6 +105,20 @@ impl LatencyHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cumulative_counts_never_overstate() {
+        let mut h = LatencyHistogram::default();
+        for us in [100, 200, 800, 5_000] {
+            h.record(Duration::from_micros(us));
+        }
+        assert_eq!(h.count_within(Duration::from_micros(50)), 0);
+        // 200 µs falls in the bucket ending at about 212 µs: not yet counted at 210.
+        assert_eq!(h.count_within(Duration::from_micros(210)), 1);
+        assert_eq!(h.count_within(Duration::from_millis(1)), 3);
+        assert_eq!(h.count_within(Duration::from_secs(1)), 4);
+        assert_eq!(h.sum(), Duration::from_micros(6_100));
+    }
 
     #[test]
     fn quantiles_land_within_a_bucket_of_the_truth() {

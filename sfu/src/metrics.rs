@@ -7,12 +7,21 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
+use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 
 use crate::bridge::Bridge;
+use crate::latency::LatencyHistogram;
+
+const LATENCY_NAME: &str = "oxbridge_sfu_forwarding_latency_seconds";
+const LATENCY_HELP: &str = "Time from a datagram's receive to the end of the sends it caused";
+/// Bucket bounds of the forwarding latency histogram, in seconds.
+const LATENCY_BOUNDS: [f64; 12] = [
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 1.0,
+];
 
 /// Asks the bridge for its counters on every scrape.
 pub struct BridgeCollector {
@@ -29,7 +38,7 @@ pub struct BridgeCollector {
     endpoints: IntGauge,
     worker_endpoints: IntGaugeVec,
     draining: IntGauge,
-    latency: prometheus::GaugeVec,
+    latency: Desc,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -71,18 +80,17 @@ impl BridgeCollector {
             )
             .expect("valid metric"),
             draining: gauge("draining", "1 while the bridge takes no new conferences"),
-            latency: prometheus::GaugeVec::new(
-                opts(
-                    "forwarding_latency_seconds",
-                    "Time from a datagram's receive to the end of the sends it caused, by quantile",
-                ),
-                &["quantile"],
+            latency: Desc::new(
+                LATENCY_NAME.into(),
+                LATENCY_HELP.into(),
+                Vec::new(),
+                Default::default(),
             )
             .expect("valid metric"),
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 13] {
+    fn collectors(&self) -> [&dyn Collector; 12] {
         [
             &self.datagrams,
             &self.bytes,
@@ -96,7 +104,6 @@ impl BridgeCollector {
             &self.endpoints,
             &self.worker_endpoints,
             &self.draining,
-            &self.latency,
         ]
     }
 }
@@ -111,6 +118,7 @@ impl Collector for BridgeCollector {
         self.collectors()
             .into_iter()
             .flat_map(|c| c.desc())
+            .chain([&self.latency])
             .collect()
     }
 
@@ -149,14 +157,37 @@ impl Collector for BridgeCollector {
                 .set(*n as i64);
         }
         self.draining.set(i64::from(self.bridge.is_draining()));
-        for (label, q) in [("0.5", 0.5), ("0.99", 0.99)] {
-            self.latency
-                .with_label_values(&[label])
-                .set(stats.latency.quantile(q).as_secs_f64());
-        }
         self.collectors()
             .into_iter()
             .flat_map(|c| c.collect())
+            .chain([latency_family(&stats.latency)])
             .collect()
     }
+}
+
+/// The workers' latency counts as a Prometheus histogram, so a dashboard can
+/// take quantiles over any window (`histogram_quantile` of a `rate`).
+fn latency_family(h: &LatencyHistogram) -> MetricFamily {
+    let mut histogram = Histogram::default();
+    histogram.set_sample_count(h.count());
+    histogram.set_sample_sum(h.sum().as_secs_f64());
+    histogram.set_bucket(
+        LATENCY_BOUNDS
+            .iter()
+            .map(|&le| {
+                let mut b = Bucket::default();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(h.count_within(Duration::from_secs_f64(le)));
+                b
+            })
+            .collect(),
+    );
+    let mut metric = Metric::default();
+    metric.set_histogram(histogram);
+    let mut family = MetricFamily::default();
+    family.set_name(LATENCY_NAME.into());
+    family.set_help(LATENCY_HELP.into());
+    family.set_field_type(MetricType::HISTOGRAM);
+    family.set_metric(vec![metric]);
+    family
 }

@@ -53,6 +53,12 @@ test('/metrics carries the bridge counters next to the signaling ones', ref.wrap
   ]) {
     assert.ok(text.split('\n').some((l) => l.startsWith(name)), `${name} in /metrics`);
   }
+  // Forwarding latency is a histogram (rate-able), with the bounds a dashboard needs.
+  assert.match(text, /^# TYPE oxbridge_sfu_forwarding_latency_seconds histogram$/m);
+  for (const le of ['0.001', '+Inf']) {
+    assert.match(text, new RegExp(`^oxbridge_sfu_forwarding_latency_seconds_bucket\\{le="${le.replace('+', '\\+')}"\\} \\d+$`, 'm'));
+  }
+  assert.match(text, /^oxbridge_sfu_forwarding_latency_seconds_count \d+$/m);
 }));
 
 test('drain mode is switched from this host and shows in stats and metrics', ref.wrap(async () => {
