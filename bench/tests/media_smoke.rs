@@ -318,8 +318,16 @@ impl UdpFirewall {
         use futures_util::{SinkExt as _, StreamExt as _};
         use tokio_tungstenite::tungstenite::Message;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+        use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
         use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+        // The error type is tungstenite's, large or not.
+        #[allow(clippy::result_large_err)]
+        fn xmpp_subprotocol(_: &Request, mut r: Response) -> Result<Response, ErrorResponse> {
+            r.headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("xmpp"));
+            Ok(r)
+        }
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -329,12 +337,7 @@ impl UdpFirewall {
             while let Ok((tcp, _)) = listener.accept().await {
                 let count = count.clone();
                 tokio::spawn(async move {
-                    let xmpp = |_: &Request, mut r: Response| {
-                        r.headers_mut()
-                            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("xmpp"));
-                        Ok(r)
-                    };
-                    let client = tokio_tungstenite::accept_hdr_async(tcp, xmpp)
+                    let client = tokio_tungstenite::accept_hdr_async(tcp, xmpp_subprotocol)
                         .await
                         .unwrap();
                     let url = format!("ws://127.0.0.1:{server_http}/xmpp-websocket");
