@@ -26,8 +26,9 @@ def _q(ns: str, tag: str) -> str:
     return f"{{{ns}}}{tag}"
 
 
-def offer_to_sdp(jingle: ET.Element) -> str:
-    """The SDP offer for a ``session-initiate``'s RTP contents."""
+def offer_to_sdp(jingle: ET.Element, setup: str | None = None) -> str:
+    """The SDP offer for a ``session-initiate``'s RTP contents; ``setup`` replaces the
+    offer's DTLS role (``active`` makes an SDP stack answer ``passive``)."""
     lines = ["v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0"]
     group = jingle.find(_q(NS_GROUP, "group"))
     if group is not None:
@@ -43,7 +44,7 @@ def offer_to_sdp(jingle: ET.Element) -> str:
         lines += ["c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0"]
         lines += [f"a=ice-ufrag:{transport.get('ufrag')}", f"a=ice-pwd:{transport.get('pwd')}"]
         fp = transport.find(_q(NS_DTLS, "fingerprint"))
-        lines += [f"a=fingerprint:{fp.get('hash')} {fp.text.strip()}", f"a=setup:{fp.get('setup')}"]
+        lines += [f"a=fingerprint:{fp.get('hash')} {fp.text.strip()}", f"a=setup:{setup or fp.get('setup')}"]
         lines.append(f"a=mid:{content.get('name')}")
         lines.append("a=sendrecv" if content.get("senders", "both") == "both" else "a=recvonly")
         lines.append("a=rtcp-mux")

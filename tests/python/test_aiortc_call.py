@@ -11,6 +11,7 @@ import math
 import xml.etree.ElementTree as ET
 from array import array
 
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 from av import AudioFrame
@@ -48,8 +49,10 @@ class Tone(AudioStreamTrack):
 class Participant:
     """One aiortc peer connection signalled through the focus."""
 
-    def __init__(self, client, room: str):
+    def __init__(self, client, room: str, setup: str):
         self.client = client
+        # The DTLS role the answer takes: active (as browsers do) or passive.
+        self.setup = setup
         self.room = room
         self.nick = endpoint_nick(client)
         self.occupant = f"{room}@{MUC}/{self.nick}"
@@ -80,11 +83,15 @@ class Participant:
             "session-initiate", timeout=15)
         iq.reply(clear=True).send()
         jingle = iq.xml.find(f"{{{NS_JINGLE}}}jingle")
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer_to_sdp(jingle), "offer"))
+        # aiortc answers an actpass offer as active; told the bridge is active, it takes passive.
+        bridge_setup = "active" if self.setup == "passive" else None
+        offer = offer_to_sdp(jingle, setup=bridge_setup)
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for t in self.pc.getTransceivers():
             t.sender.replaceTrack(Tone() if t.kind == "audio" else VideoStreamTrack())
             t.direction = "sendrecv"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        assert f"a=setup:{self.setup}" in self.pc.localDescription.sdp
         accept = answer_to_accept(
             self.pc.localDescription.sdp, jingle.get("sid"), str(self.client.boundjid),
             self.nick, self.occupant,
@@ -107,10 +114,13 @@ class Participant:
         return got
 
 
+@pytest.mark.parametrize("setup", ["active", "passive"])
 @xmpp_test(timeout=90)
-async def test_two_aiortc_participants_see_and_hear_each_other(h, srv):
+async def test_two_aiortc_participants_see_and_hear_each_other(h, srv, setup):
+    """``setup`` is the DTLS role the participants answer with: passive makes the
+    bridge the DTLS client."""
     room = unique_room("aiortc")
-    people = [Participant(await h.anon(f"p{i}"), room) for i in range(2)]
+    people = [Participant(await h.anon(f"p{i}"), room, setup) for i in range(2)]
     try:
         for p in people:
             await p.join()
