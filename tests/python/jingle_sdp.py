@@ -26,51 +26,102 @@ def _q(ns: str, tag: str) -> str:
     return f"{{{ns}}}{tag}"
 
 
-def offer_to_sdp(jingle: ET.Element, setup: str | None = None) -> str:
-    """The SDP offer for a ``session-initiate``'s RTP contents; ``setup`` replaces the
-    offer's DTLS role (``active`` makes an SDP stack answer ``passive``)."""
-    lines = ["v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0"]
-    group = jingle.find(_q(NS_GROUP, "group"))
-    if group is not None:
-        names = " ".join(c.get("name") for c in group.findall(_q(NS_GROUP, "content")))
-        lines.append(f"a=group:{group.get('semantics')} {names}")
+@dataclass
+class RemoteSource:
+    """Another participant's audio or video source as the focus signals it."""
+
+    # ssrc-info's owner: the endpoint ID (the occupant's nick), as current Jicofo writes it.
+    owner: str
+    kind: str
+    ssrcs: list[str] = field(default_factory=list)
+    groups: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def sources_of(jingle: ET.Element) -> list[RemoteSource]:
+    """Other participants' sources in a ``session-initiate``, ``source-add`` or
+    ``source-remove`` (XEP-0339), one per owner and kind; the bridge's own (``jvb``)
+    are left out."""
+    out: dict[tuple[str, str], RemoteSource] = {}
+    for content in jingle.findall(_q(NS_JINGLE, "content")):
+        desc = content.find(_q(NS_RTP, "description"))
+        if desc is None:
+            continue
+        kind = desc.get("media") or content.get("name")
+        owner_of = {}
+        for s in desc.findall(_q(NS_SSMA, "source")):
+            info = s.find(_q(NS_JITMEET, "ssrc-info"))
+            owner = info.get("owner") if info is not None else None
+            if owner in (None, "jvb"):
+                continue
+            owner_of[s.get("ssrc")] = owner
+            out.setdefault((owner, kind), RemoteSource(owner, kind)).ssrcs.append(s.get("ssrc"))
+        for g in desc.findall(_q(NS_SSMA, "ssrc-group")):
+            ssrcs = [x.get("ssrc") for x in g.findall(_q(NS_SSMA, "source"))]
+            if ssrcs and ssrcs[0] in owner_of:
+                out[(owner_of[ssrcs[0]], kind)].groups.append((g.get("semantics"), ssrcs))
+    return list(out.values())
+
+
+def offer_to_sdp(jingle: ET.Element, setup: str | None = None,
+                 remote: list[RemoteSource] = ()) -> str:
+    """The SDP offer for a ``session-initiate``'s RTP contents, as lib-jitsi-meet
+    builds it: the bridge's contents (``setup`` replaces their DTLS role: ``active``
+    makes an SDP stack answer ``passive``), then one send-only m-line per remote
+    source (``mid`` ``r<index>``; inactive once its SSRCs are gone), so that the
+    receiving stack tells the sources apart by SSRC."""
+    contents = []
     for content in jingle.findall(_q(NS_JINGLE, "content")):
         desc = content.find(_q(NS_RTP, "description"))
         transport = content.find(_q(NS_ICE, "transport"))
-        if desc is None or transport is None:
-            continue
-        pts = desc.findall(_q(NS_RTP, "payload-type"))
-        lines.append(f"m={desc.get('media')} 9 UDP/TLS/RTP/SAVPF {' '.join(p.get('id') for p in pts)}")
-        lines += ["c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0"]
-        lines += [f"a=ice-ufrag:{transport.get('ufrag')}", f"a=ice-pwd:{transport.get('pwd')}"]
-        fp = transport.find(_q(NS_DTLS, "fingerprint"))
-        lines += [f"a=fingerprint:{fp.get('hash')} {fp.text.strip()}", f"a=setup:{setup or fp.get('setup')}"]
-        lines.append(f"a=mid:{content.get('name')}")
-        lines.append("a=sendrecv" if content.get("senders", "both") == "both" else "a=recvonly")
-        lines.append("a=rtcp-mux")
-        for p in pts:
-            channels = f"/{p.get('channels')}" if p.get("channels") else ""
-            lines.append(f"a=rtpmap:{p.get('id')} {p.get('name')}/{p.get('clockrate')}{channels}")
-            params = [f"{x.get('name')}={x.get('value')}" for x in p.findall(_q(NS_RTP, "parameter"))]
-            if params:
-                lines.append(f"a=fmtp:{p.get('id')} {';'.join(params)}")
-            for fb in p.findall(_q(NS_FB, "rtcp-fb")):
-                sub = f" {fb.get('subtype')}" if fb.get("subtype") else ""
-                lines.append(f"a=rtcp-fb:{p.get('id')} {fb.get('type')}{sub}")
-        for ext in desc.findall(_q(NS_HDREXT, "rtp-hdrext")):
-            lines.append(f"a=extmap:{ext.get('id')} {ext.get('uri')}")
-        for g in desc.findall(_q(NS_SSMA, "ssrc-group")):
-            ssrcs = " ".join(s.get("ssrc") for s in g.findall(_q(NS_SSMA, "source")))
-            lines.append(f"a=ssrc-group:{g.get('semantics')} {ssrcs}")
-        for s in desc.findall(_q(NS_SSMA, "source")):
-            lines.append(f"a=ssrc:{s.get('ssrc')} cname:{s.get('name') or 'remote'}")
-        for c in transport.findall(_q(NS_ICE, "candidate")):
-            lines.append(
-                f"a=candidate:{c.get('foundation')} {c.get('component')} {c.get('protocol')} "
-                f"{c.get('priority')} {c.get('ip')} {c.get('port')} typ {c.get('type')}"
-            )
-        lines.append("a=end-of-candidates")
+        if desc is not None and transport is not None:
+            contents.append((content, desc, transport))
+    mids = [c.get("name") for c, _, _ in contents] + [f"r{i}" for i in range(len(remote))]
+    lines = ["v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", f"a=group:BUNDLE {' '.join(mids)}"]
+    by_kind = {d.get("media"): (d, t) for _, d, t in contents}
+    for content, desc, transport in contents:
+        own = [s for s in desc.findall(_q(NS_SSMA, "source"))
+               if (i := s.find(_q(NS_JITMEET, "ssrc-info"))) is None or i.get("owner") == "jvb"]
+        direction = "sendrecv" if content.get("senders", "both") == "both" else "recvonly"
+        lines += _media_section(desc, transport, content.get("name"), direction, setup,
+                                [s.get("ssrc") for s in own], [])
+    for i, source in enumerate(remote):
+        desc, transport = by_kind[source.kind]
+        direction = "sendonly" if source.ssrcs else "inactive"
+        lines += _media_section(desc, transport, f"r{i}", direction, setup, source.ssrcs, source.groups)
     return "\r\n".join(lines) + "\r\n"
+
+
+def _media_section(desc: ET.Element, transport: ET.Element, mid: str, direction: str,
+                   setup: str | None, ssrcs: list[str], groups: list[tuple[str, list[str]]]) -> list[str]:
+    pts = desc.findall(_q(NS_RTP, "payload-type"))
+    lines = [f"m={desc.get('media')} 9 UDP/TLS/RTP/SAVPF {' '.join(p.get('id') for p in pts)}",
+             "c=IN IP4 0.0.0.0", "a=rtcp:9 IN IP4 0.0.0.0",
+             f"a=ice-ufrag:{transport.get('ufrag')}", f"a=ice-pwd:{transport.get('pwd')}"]
+    fp = transport.find(_q(NS_DTLS, "fingerprint"))
+    lines += [f"a=fingerprint:{fp.get('hash')} {fp.text.strip()}", f"a=setup:{setup or fp.get('setup')}",
+              f"a=mid:{mid}", f"a={direction}", "a=rtcp-mux"]
+    for p in pts:
+        channels = f"/{p.get('channels')}" if p.get("channels") else ""
+        lines.append(f"a=rtpmap:{p.get('id')} {p.get('name')}/{p.get('clockrate')}{channels}")
+        params = [f"{x.get('name')}={x.get('value')}" for x in p.findall(_q(NS_RTP, "parameter"))]
+        if params:
+            lines.append(f"a=fmtp:{p.get('id')} {';'.join(params)}")
+        for fb in p.findall(_q(NS_FB, "rtcp-fb")):
+            sub = f" {fb.get('subtype')}" if fb.get("subtype") else ""
+            lines.append(f"a=rtcp-fb:{p.get('id')} {fb.get('type')}{sub}")
+    for ext in desc.findall(_q(NS_HDREXT, "rtp-hdrext")):
+        lines.append(f"a=extmap:{ext.get('id')} {ext.get('uri')}")
+    for semantics, members in groups:
+        lines.append(f"a=ssrc-group:{semantics} {' '.join(members)}")
+    for ssrc in ssrcs:
+        lines.append(f"a=ssrc:{ssrc} cname:{mid}")
+    for c in transport.findall(_q(NS_ICE, "candidate")):
+        lines.append(
+            f"a=candidate:{c.get('foundation')} {c.get('component')} {c.get('protocol')} "
+            f"{c.get('priority')} {c.get('ip')} {c.get('port')} typ {c.get('type')}"
+        )
+    lines.append("a=end-of-candidates")
+    return lines
 
 
 @dataclass
@@ -151,10 +202,12 @@ def parse_answer(sdp: str) -> list[Media]:
 
 
 def answer_to_accept(sdp: str, sid: str, responder: str, endpoint: str, owner: str,
+                     contents: tuple[str, ...] = ("audio", "video"),
                      keep_candidate=lambda c: True) -> str:
-    """The ``<jingle action='session-accept'>`` for an SDP answer; sources are named
+    """The ``<jingle action='session-accept'>`` for an SDP answer: the m-lines of the
+    offer's ``contents`` (not those added for remote sources); sources are named
     ``<endpoint>-a0`` / ``-v0`` as Jitsi clients name them."""
-    medias = parse_answer(sdp)
+    medias = [m for m in parse_answer(sdp) if m.mid in contents]
     jingle = ET.Element(_q(NS_JINGLE, "jingle"), action="session-accept", sid=sid, responder=responder)
     for m in medias:
         content = ET.SubElement(jingle, _q(NS_JINGLE, "content"), creator="initiator", name=m.mid,

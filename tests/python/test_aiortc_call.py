@@ -19,7 +19,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from helpers import MUC, Inbox, endpoint_nick, join, unique_room, xmpp_test
-from jingle_sdp import NS_JINGLE, answer_to_accept, offer_to_sdp
+from jingle_sdp import NS_JINGLE, RemoteSource, answer_to_accept, offer_to_sdp, sources_of
 
 NS_FOCUS = "http://jitsi.org/protocol/focus"
 SAMPLE_RATE = 48000
@@ -47,9 +47,11 @@ class Tone(AudioStreamTrack):
 
 
 class Participant:
-    """One aiortc peer connection signalled through the focus."""
+    """One aiortc peer connection signalled through the focus. Other participants'
+    sources get m-lines of their own (renegotiated locally on source-add and
+    source-remove, as lib-jitsi-meet does), so each arrives on its own track."""
 
-    def __init__(self, client, room: str, setup: str):
+    def __init__(self, client, room: str, setup: str = "active"):
         self.client = client
         # The DTLS role the answer takes: active (as browsers do) or passive.
         self.setup = setup
@@ -57,9 +59,11 @@ class Participant:
         self.nick = endpoint_nick(client)
         self.occupant = f"{room}@{MUC}/{self.nick}"
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.remote = {}
+        self.initiate = None
+        self.sources: list[RemoteSource] = []
+        self.lock = asyncio.Lock()
+        self.renegotiated = asyncio.Event()
         self.jingle = Inbox(f"{self.nick} jingle")
-        self.pc.on("track", lambda t: self.remote.__setitem__(t.kind, t))
         client.register_handler(Callback(
             "jingle", MatchXPath(f"{{jabber:client}}iq/{{{NS_JINGLE}}}jingle"), self._on_jingle))
 
@@ -67,9 +71,37 @@ class Participant:
         if iq["type"] != "set":
             return
         self.jingle.put(iq)
-        # source-add and friends are acked; aiortc routes the new streams by payload type.
-        if iq.xml.find(f"{{{NS_JINGLE}}}jingle").get("action") != "session-initiate":
-            iq.reply(clear=True).send()
+        jingle = iq.xml.find(f"{{{NS_JINGLE}}}jingle")
+        action = jingle.get("action")
+        if action == "session-initiate":
+            return
+        iq.reply(clear=True).send()
+        if action in ("source-add", "source-remove"):
+            asyncio.ensure_future(self._sources_changed(sources_of(jingle), action == "source-add"))
+
+    async def _sources_changed(self, changed: list[RemoteSource], added: bool) -> None:
+        async with self.lock:
+            for c in changed:
+                have = next((s for s in self.sources if (s.owner, s.kind) == (c.owner, c.kind)), None)
+                if added and have is None:
+                    self.sources.append(c)
+                elif added:
+                    have.ssrcs, have.groups = c.ssrcs, c.groups
+                elif have is not None:
+                    have.ssrcs, have.groups = [], []
+            await self._negotiate()
+
+    async def _negotiate(self) -> None:
+        # aiortc answers an actpass offer as active; told the bridge is active, it takes passive.
+        bridge_setup = "active" if self.setup == "passive" else None
+        offer = offer_to_sdp(self.initiate, setup=bridge_setup, remote=self.sources)
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        for t in self.pc.getTransceivers():
+            if t.mid in ("audio", "video") and t.sender.track is None:
+                t.sender.replaceTrack(Tone() if t.kind == "audio" else VideoStreamTrack())
+                t.direction = "sendrecv"
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self.renegotiated.set()
 
     async def join(self) -> None:
         ask = f"<conference xmlns='{NS_FOCUS}' room='{self.room}@{MUC}' machine-uid='{self.nick}'/>"
@@ -83,35 +115,49 @@ class Participant:
             "session-initiate", timeout=15)
         iq.reply(clear=True).send()
         jingle = iq.xml.find(f"{{{NS_JINGLE}}}jingle")
-        # aiortc answers an actpass offer as active; told the bridge is active, it takes passive.
-        bridge_setup = "active" if self.setup == "passive" else None
-        offer = offer_to_sdp(jingle, setup=bridge_setup)
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
-        for t in self.pc.getTransceivers():
-            t.sender.replaceTrack(Tone() if t.kind == "audio" else VideoStreamTrack())
-            t.direction = "sendrecv"
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        assert f"a=setup:{self.setup}" in self.pc.localDescription.sdp
-        accept = answer_to_accept(
-            self.pc.localDescription.sdp, jingle.get("sid"), str(self.client.boundjid),
-            self.nick, self.occupant,
-            # Loopback only: the bridge is on 127.0.0.1 and tests send nowhere else.
-            keep_candidate=lambda c: c["ip"] == "127.0.0.1" and c["protocol"] == "udp")
+        async with self.lock:
+            self.initiate = jingle
+            self.sources = sources_of(jingle)
+            await self._negotiate()
+            assert f"a=setup:{self.setup}" in self.pc.localDescription.sdp
+            accept = answer_to_accept(
+                self.pc.localDescription.sdp, jingle.get("sid"), str(self.client.boundjid),
+                self.nick, self.occupant,
+                # Loopback only: the bridge is on 127.0.0.1 and tests send nowhere else.
+                keep_candidate=lambda c: c["ip"] == "127.0.0.1" and c["protocol"] == "udp")
         r = await self.client.iq(str(iq["from"]), "set", accept)
         assert r["type"] == "result", f"session-accept refused: {r}"
 
-    async def frames(self, kind: str, count: int, timeout: float = 20.0) -> list:
-        # The offer's contents made the tracks (setRemoteDescription); media fills them.
-        assert kind in self.remote, f"{self.nick}: no remote {kind} track"
+    def track_of(self, owner: str, kind: str):
+        """The track carrying ``owner``'s source of ``kind``, once signalled."""
+        for i, s in enumerate(self.sources):
+            if (s.owner, s.kind) == (owner, kind):
+                for t in self.pc.getTransceivers():
+                    if t.mid == f"r{i}":
+                        return t.receiver.track
+        return None
+
+    async def frames(self, owner: str, kind: str, count: int, timeout: float = 20.0) -> list:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        track, got = self.remote[kind], []
+        # A source-add may still be on its way.
+        while (track := self.track_of(owner, kind)) is None:
+            self.renegotiated.clear()
+            try:
+                await asyncio.wait_for(self.renegotiated.wait(), deadline - loop.time())
+            except asyncio.TimeoutError:
+                raise AssertionError(f"{self.nick}: no {kind} source of {owner} signalled")
+        got = []
         while len(got) < count:
             try:
                 got.append(await asyncio.wait_for(track.recv(), deadline - loop.time()))
             except (asyncio.TimeoutError, MediaStreamError):
-                raise AssertionError(f"{self.nick}: {len(got)} of {count} {kind} frames decoded")
+                raise AssertionError(f"{self.nick}: {len(got)} of {count} {kind} frames from {owner}")
         return got
+
+
+def loudest(frames) -> int:
+    return max(max(abs(s) for s in array("h", bytes(f.planes[0]))) for f in frames)
 
 
 @pytest.mark.parametrize("setup", ["active", "passive"])
@@ -125,13 +171,14 @@ async def test_two_aiortc_participants_see_and_hear_each_other(h, srv, setup):
         for p in people:
             await p.join()
         await asyncio.gather(*(p.answer() for p in people))
-        for p in people:
-            video = await p.frames("video", 30)
+        a, b = people
+        for me, other in ((a, b), (b, a)):
+            video = await me.frames(other.nick, "video", 30)
             # Forwarded as sent: VideoStreamTrack's 640x480 frames, decoded by libvpx.
             assert (video[-1].width, video[-1].height) == (640, 480)
-            audio = await p.frames("audio", 50)
+            audio = await me.frames(other.nick, "audio", 50)
             # The tone, not silence: Opus decoded it to something loud.
-            loud = max(max(abs(s) for s in array("h", bytes(f.planes[0]))) for f in audio[-10:])
-            assert loud > 1000, f"{p.nick} heard silence (peak {loud})"
+            assert loudest(audio[-10:]) > 1000, f"{me.nick} heard silence from {other.nick}"
     finally:
         await asyncio.gather(*(p.pc.close() for p in people))
+
