@@ -101,6 +101,8 @@ pub(crate) struct Endpoint {
     pub bwe_bps: Option<u64>,
     /// Last NACK and loss totals reported per stream sent to it.
     pub egress_totals: HashMap<(Mid, Option<Rid>), (u64, u64)>,
+    /// When this sender was last asked for a key frame, by SSRC.
+    pub keyframes_asked: HashMap<u32, Instant>,
 }
 
 impl Endpoint {
@@ -183,6 +185,7 @@ impl Endpoint {
             heard_any: false,
             active: true,
             egress_totals: HashMap::new(),
+            keyframes_asked: HashMap::new(),
             video_rates: Vec::new(),
             bwe_bps: None,
         })

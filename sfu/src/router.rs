@@ -27,6 +27,10 @@ use crate::simulcast::{SimulcastForwarder, Verdict};
 use crate::speech::SpeechActivity;
 use forward::{subscribe, write_audio, write_video};
 
+/// A sender is asked for a key frame at most this often, whoever asks (as
+/// Videobridge does): a receiver whose decoder keeps failing must not turn
+/// everyone's video into a stream of key frames.
+const SENDER_KEYFRAME_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest a router sleeps without looking at its endpoints.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 /// See [`Router::set_audio_hold`]: a browser applies a `source-add` within a
@@ -620,14 +624,14 @@ impl Router {
         }
     }
 
-    /// Sends a PLI for `layer` of `source` to the endpoint that owns it.
+    /// Sends a PLI for `layer` of `source` to the endpoint that owns it, unless
+    /// it was asked for that layer within [`SENDER_KEYFRAME_INTERVAL`].
     fn request_keyframe(&mut self, conference: &str, source: u32, layer: u8) {
-        for key in self
-            .conferences
-            .get(conference)
-            .cloned()
-            .unwrap_or_default()
-        {
+        let now = self.now;
+        let Some(members) = self.conferences.get(conference) else {
+            return;
+        };
+        for &key in members {
             let Some(ep) = self.endpoints[key].as_mut() else {
                 continue;
             };
@@ -637,8 +641,16 @@ impl Router {
             let Some(ssrc) = layers.get(usize::from(layer)).copied() else {
                 continue;
             };
+            if ep
+                .keyframes_asked
+                .get(&ssrc)
+                .is_some_and(|t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL)
+            {
+                continue;
+            }
             if let Some(rx) = ep.api().stream_rx(&Ssrc::from(ssrc)) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
+                ep.keyframes_asked.insert(ssrc, now);
                 self.stats.keyframe_requests += 1;
                 self.dirty.push(key);
             }

@@ -163,6 +163,43 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
     assert!(bridge.stats().unwrap().totals.keyframe_requests >= 1);
 }
 
+#[test]
+fn a_receiver_asking_for_key_frames_nonstop_reaches_the_sender_ten_times_a_second_at_most() {
+    let bridge = bridge();
+    let layers = [5001u32, 5002, 5003];
+    let mut ps = vec![
+        join(&bridge, "room", "sender", 6001, &layers),
+        join(&bridge, "room", "viewer", 7001, &[]),
+    ];
+    ps[1].expect(layers[0], MediaKind::Video);
+    connect_all(&mut ps);
+    let mut camera = Camera::new(&layers);
+    camera.send(&mut ps, 10);
+    assert!(ps[1].got.contains_key(&layers[0]), "the viewer gets video");
+    ps[0].keyframe_requests.clear();
+    // A broken decoder: a PLI with every frame, for a second.
+    let started = Instant::now();
+    let mut frame = 1000;
+    while started.elapsed() < Duration::from_secs(1) {
+        ps[0].send_video(layers[0], frame * 3000, vp8(1, 1, false, 0, frame));
+        ps[1].request_keyframe(layers[0]);
+        poll_all(&mut ps, 10);
+        frame += 1;
+    }
+    poll_all(&mut ps, 30);
+    let asked = ps[0]
+        .keyframe_requests
+        .get(&layers[0])
+        .copied()
+        .unwrap_or(0);
+    let elapsed = started.elapsed().as_millis() as usize;
+    // One per 100 ms (Videobridge's interval), and at least one got through.
+    assert!(
+        (1..=elapsed / 100 + 1).contains(&asked),
+        "{asked} key frame requests in {elapsed} ms"
+    );
+}
+
 /// A STUN binding request naming `ufrag` with a made-up MESSAGE-INTEGRITY.
 fn forged_binding(ufrag: &str) -> Vec<u8> {
     let username = format!("{ufrag}:intruder");

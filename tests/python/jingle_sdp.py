@@ -113,7 +113,10 @@ def _media_section(desc: ET.Element, transport: ET.Element, mid: str, direction:
         lines.append(f"a=extmap:{ext.get('id')} {ext.get('uri')}")
     for semantics, members in groups:
         lines.append(f"a=ssrc-group:{semantics} {' '.join(members)}")
-    for ssrc in ssrcs:
+    # Primary SSRCs first: an SDP stack may take the first a=ssrc as the media one
+    # (aiortc does), whatever order the sources came in.
+    repairs = {m for semantics, members in groups if semantics == "FID" for m in members[1:]}
+    for ssrc in sorted(ssrcs, key=lambda x: x in repairs):
         lines.append(f"a=ssrc:{ssrc} cname:{mid}")
     for c in transport.findall(_q(NS_ICE, "candidate")):
         lines.append(

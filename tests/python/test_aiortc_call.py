@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import xml.etree.ElementTree as ET
 from array import array
 
 import pytest
@@ -117,7 +116,9 @@ class Participant:
         jingle = iq.xml.find(f"{{{NS_JINGLE}}}jingle")
         async with self.lock:
             self.initiate = jingle
-            self.sources = sources_of(jingle)
+            # Those already there are added once connected, as a source-add would:
+            # aiortc leaves the streams of extra m-lines in a first offer unrouted.
+            already_there = sources_of(jingle)
             await self._negotiate()
             assert f"a=setup:{self.setup}" in self.pc.localDescription.sdp
             accept = answer_to_accept(
@@ -127,6 +128,8 @@ class Participant:
                 keep_candidate=lambda c: c["ip"] == "127.0.0.1" and c["protocol"] == "udp")
         r = await self.client.iq(str(iq["from"]), "set", accept)
         assert r["type"] == "result", f"session-accept refused: {r}"
+        if already_there:
+            await self._sources_changed(already_there, added=True)
 
     def track_of(self, owner: str, kind: str):
         """The track carrying ``owner``'s source of ``kind``, once signalled."""
@@ -182,3 +185,40 @@ async def test_two_aiortc_participants_see_and_hear_each_other(h, srv, setup):
     finally:
         await asyncio.gather(*(p.pc.close() for p in people))
 
+
+
+@xmpp_test(timeout=120)
+async def test_three_aiortc_participants_each_get_both_others_and_a_leave_is_seen(h, srv):
+    room = unique_room("aiortc3")
+    a, b = [Participant(await h.anon(f"p{i}"), room) for i in range(2)]
+    c = None
+    try:
+        for p in (a, b):
+            await p.join()
+        await asyncio.gather(a.answer(), b.answer())
+        # A late joiner: the two already there come in its offer, it comes to them in source-add.
+        c = Participant(await h.anon("p2"), room)
+        await c.join()
+        await c.answer()
+        people = (a, b, c)
+        for me in people:
+            for other in people:
+                if other is me:
+                    continue
+                video = await me.frames(other.nick, "video", 15)
+                assert (video[-1].width, video[-1].height) == (640, 480)
+                audio = await me.frames(other.nick, "audio", 25)
+                assert loudest(audio[-10:]) > 1000, f"{me.nick} heard silence from {other.nick}"
+        # c leaves: a and b see it go (its unavailable presence is the signal, as with
+        # Jicofo: no source-remove) and keep talking.
+        await c.pc.close()
+        await c.client.stop()
+        for me in (a, b):
+            await me.client.presences.expect(
+                lambda p: str(p["from"]) == c.occupant and p.xml.get("type") == "unavailable",
+                f"unavailable presence of {c.nick}", timeout=15)
+        other = {a: b, b: a}
+        for me in (a, b):
+            await me.frames(other[me].nick, "video", 15)
+    finally:
+        await asyncio.gather(*(p.pc.close() for p in (a, b, c) if p is not None))

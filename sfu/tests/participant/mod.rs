@@ -152,6 +152,14 @@ impl Participant {
         }
     }
 
+    /// Asks the bridge for a key frame of a remote video source, as a decoder
+    /// that lost its picture does.
+    pub fn request_keyframe(&mut self, ssrc: u32) {
+        if let Some(rx) = self.rtc.direct_api().stream_rx(&Ssrc::from(ssrc)) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+    }
+
     /// Expects media on a remote SSRC (as signalled in a source-add).
     pub fn expect(&mut self, ssrc: u32, kind: MediaKind) {
         let mid = Mid::from(if kind == MediaKind::Audio {
