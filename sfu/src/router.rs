@@ -27,10 +27,10 @@ use crate::simulcast::{SimulcastForwarder, Verdict};
 use crate::speech::SpeechActivity;
 use forward::{subscribe, write_audio, write_video};
 
-/// A sender is asked for a key frame at most this often, whoever asks (as
-/// Videobridge does): a receiver whose decoder keeps failing must not turn
-/// everyone's video into a stream of key frames.
-const SENDER_KEYFRAME_INTERVAL: Duration = Duration::from_millis(100);
+/// A sender is asked for a key frame of a stream at most this often, whoever
+/// asks (Videobridge's source-wide interval): a receiver whose decoder keeps
+/// failing must not turn everyone's video into a stream of key frames.
+const SENDER_KEYFRAME_INTERVAL: Duration = Duration::from_millis(200);
 /// Longest a router sleeps without looking at its endpoints.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 /// See [`Router::set_audio_hold`]: a browser applies a `source-add` within a

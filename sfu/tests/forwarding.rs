@@ -164,7 +164,7 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
 }
 
 #[test]
-fn a_receiver_asking_for_key_frames_nonstop_reaches_the_sender_ten_times_a_second_at_most() {
+fn a_receiver_asking_for_key_frames_nonstop_reaches_the_sender_five_times_a_second_at_most() {
     let bridge = bridge();
     let layers = [5001u32, 5002, 5003];
     let mut ps = vec![
@@ -193,9 +193,9 @@ fn a_receiver_asking_for_key_frames_nonstop_reaches_the_sender_ten_times_a_secon
         .copied()
         .unwrap_or(0);
     let elapsed = started.elapsed().as_millis() as usize;
-    // One per 100 ms (Videobridge's interval), and at least one got through.
+    // One per 200 ms (Videobridge's source-wide interval), and at least one got through.
     assert!(
-        (1..=elapsed / 100 + 1).contains(&asked),
+        (1..=elapsed / 200 + 1).contains(&asked),
         "{asked} key frame requests in {elapsed} ms"
     );
 }
