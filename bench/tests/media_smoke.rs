@@ -134,6 +134,18 @@ fn smoke(server: &Server, transport: Transport, duration: Duration) -> MediaArgs
     }
 }
 
+/// Every participant stopped at `stage`, its error saying `why`.
+fn assert_all_stopped_at(outcomes: &[Outcome], stage: Stage, why: &str) {
+    for o in outcomes {
+        assert_eq!(o.reached, stage, "{:?}", o.error);
+        assert!(
+            o.error.as_deref().is_some_and(|e| e.contains(why)),
+            "{:?}",
+            o.error
+        );
+    }
+}
+
 /// Everyone got its peer's media, and only its peer's, without loss.
 fn assert_media_flowed(outcomes: &[Outcome], at_least: u64) {
     assert_eq!(outcomes.len(), 4);
@@ -208,16 +220,7 @@ async fn a_refused_conference_request_is_reported_with_its_stage_not_a_hang() {
     let (report, outcomes) = run_detailed(args).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(30), "no hang");
     assert_eq!((report.running, report.failed), (0, 4));
-    for o in &outcomes {
-        assert_eq!(o.reached, Stage::ConferenceRequest, "{:?}", o.error);
-        assert!(
-            o.error
-                .as_deref()
-                .is_some_and(|e| e.contains("conference request")),
-            "{:?}",
-            o.error
-        );
-    }
+    assert_all_stopped_at(&outcomes, Stage::ConferenceRequest, "conference request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,14 +271,7 @@ async fn a_focus_that_never_invites_is_reported_at_session_initiate() {
     args.stage_timeout = Duration::from_secs(5);
     let (report, outcomes) = run_detailed(args).await.unwrap();
     assert_eq!((report.running, report.failed), (0, 4));
-    for o in &outcomes {
-        assert_eq!(o.reached, Stage::SessionInitiate, "{:?}", o.error);
-        assert!(
-            o.error.as_deref().is_some_and(|e| e.contains("timed out")),
-            "{:?}",
-            o.error
-        );
-    }
+    assert_all_stopped_at(&outcomes, Stage::SessionInitiate, "timed out");
     assert_eq!(report.failed_by_stage.get("session-initiate"), Some(&4));
 }
 
@@ -296,15 +292,8 @@ async fn ice_that_never_completes_is_reported_at_ice() {
         "offers and answers passed through it"
     );
     assert_eq!((report.running, report.failed), (0, 4));
-    for o in &outcomes {
-        assert_eq!(o.reached, Stage::Ice, "{:?}", o.error);
-        assert!(
-            o.error.as_deref().is_some_and(|e| e.contains("timed out")),
-            "{:?}",
-            o.error
-        );
-        assert_eq!(o.packets_in, 0);
-    }
+    assert_all_stopped_at(&outcomes, Stage::Ice, "timed out");
+    assert!(outcomes.iter().all(|o| o.packets_in == 0));
 }
 
 /// An XMPP-over-WebSocket relay in front of the server that points every

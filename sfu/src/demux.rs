@@ -28,7 +28,7 @@ pub fn is_stun(data: &[u8]) -> bool {
 /// assert_eq!(sfu::demux::stun_local_ufrag(&m), Some("abc"));
 /// ```
 pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
-    if data.len() < STUN_HEADER || data[0] >= 2 || data[4..8] != STUN_MAGIC {
+    if !is_stun(data) || data[0] >= 2 {
         return None;
     }
     let declared = usize::from(u16::from_be_bytes([data[2], data[3]]));

@@ -103,12 +103,7 @@ fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
 fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
     let bridge = bridge();
     let layers = [5001u32, 5002, 5003];
-    let mut ps = vec![
-        join(&bridge, "room", "sender", 6001, &layers),
-        join(&bridge, "room", "viewer", 7001, &[]),
-    ];
-    ps[1].expect(layers[0], MediaKind::Video);
-    connect_all(&mut ps);
+    let mut ps = sender_and_viewer(&bridge, &layers);
 
     let mut camera = Camera::new(&layers);
     camera.send(&mut ps, 30);
@@ -167,12 +162,7 @@ fn simulcast_goes_out_on_the_first_ssrc_and_switches_layers_on_a_keyframe() {
 fn a_receiver_asking_for_key_frames_nonstop_reaches_the_sender_five_times_a_second_at_most() {
     let bridge = bridge();
     let layers = [5001u32, 5002, 5003];
-    let mut ps = vec![
-        join(&bridge, "room", "sender", 6001, &layers),
-        join(&bridge, "room", "viewer", 7001, &[]),
-    ];
-    ps[1].expect(layers[0], MediaKind::Video);
-    connect_all(&mut ps);
+    let mut ps = sender_and_viewer(&bridge, &layers);
     let mut camera = Camera::new(&layers);
     camera.send(&mut ps, 10);
     assert!(ps[1].got.contains_key(&layers[0]), "the viewer gets video");
@@ -198,6 +188,17 @@ fn a_receiver_asking_for_key_frames_nonstop_reaches_the_sender_five_times_a_seco
         (1..=elapsed / 200 + 1).contains(&asked),
         "{asked} key frame requests in {elapsed} ms"
     );
+}
+
+/// A simulcast sender with `layers` and a viewer of its video, connected.
+fn sender_and_viewer(bridge: &sfu::bridge::Bridge, layers: &[u32]) -> Vec<Participant> {
+    let mut ps = vec![
+        join(bridge, "room", "sender", 6001, layers),
+        join(bridge, "room", "viewer", 7001, &[]),
+    ];
+    ps[1].expect(layers[0], MediaKind::Video);
+    connect_all(&mut ps);
+    ps
 }
 
 /// A STUN binding request naming `ufrag` with a made-up MESSAGE-INTEGRITY.

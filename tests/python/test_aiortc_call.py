@@ -88,7 +88,9 @@ class Participant:
                     have.ssrcs, have.groups = c.ssrcs, c.groups
                 elif have is not None:
                     have.ssrcs, have.groups = [], []
-            await self._negotiate()
+            # Before the offer is answered, the change waits for it (see answer()).
+            if self.initiate is not None:
+                await self._negotiate()
 
     async def _negotiate(self) -> None:
         # aiortc answers an actpass offer as active; told the bridge is active, it takes passive.
@@ -118,7 +120,8 @@ class Participant:
             self.initiate = jingle
             # Those already there are added once connected, as a source-add would:
             # aiortc leaves the streams of extra m-lines in a first offer unrouted.
-            already_there = sources_of(jingle)
+            already_there = self.sources + sources_of(jingle)
+            self.sources = []
             await self._negotiate()
             assert f"a=setup:{self.setup}" in self.pc.localDescription.sdp
             accept = answer_to_accept(
