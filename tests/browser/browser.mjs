@@ -1,10 +1,13 @@
 // Browser side of the browser tests: a tiny page server and a Chromium launcher.
 //
-// servePage() serves, from 127.0.0.1 on a free port (a secure context for getUserMedia), one HTML
-// page that loads jQuery and the stock lib-jitsi-meet bundle (@lyno/lib-jitsi-meet, V21 vintage)
-// from node_modules. The page defines window.start({ serviceUrl, room }) which connects with
-// JitsiMeetJS the way the Jitsi web app does and joins the conference; every connection and
-// conference event it sees is appended to window.events.
+// servePage() serves, from 127.0.0.1 on a free port (a secure context for getUserMedia), an HTML
+// page that loads jQuery and a stock lib-jitsi-meet bundle: at `/` the one the tests run with,
+// at `/v21` always the December 2021 build from npm (@lyno/lib-jitsi-meet). `/` is that npm
+// build too unless OXBRIDGE_LJM_BUNDLE names another lib-jitsi-meet.min.js: no current build is
+// on npm, so the current client is checked by pointing this at one built from its sources
+// (shared/notes/browser-testing.md). The page defines window.start({ serviceUrl, room }) which
+// connects with JitsiMeetJS the way the Jitsi web app does and joins the conference; every
+// connection and conference event it sees is appended to window.events.
 //
 // openBrowser() starts Debian's /usr/bin/chromium through playwright-core with a fresh empty
 // profile directory (see /work/shared/notes/browser-testing.md for the flags) and records the
@@ -19,18 +22,23 @@ import { chromium } from 'playwright-core';
 import { DOMAIN, MUC, FOCUS_COMPONENT } from '../js/server.mjs';
 
 const require = createRequire(import.meta.url);
+const V21_BUNDLE = require.resolve('@lyno/lib-jitsi-meet/lib-jitsi-meet.min.js');
 const FILES = {
   '/jquery.min.js': require.resolve('jquery/dist/jquery.min.js'),
-  '/lib-jitsi-meet.min.js': require.resolve('@lyno/lib-jitsi-meet/lib-jitsi-meet.min.js'),
+  '/lib-jitsi-meet.min.js': process.env.OXBRIDGE_LJM_BUNDLE || V21_BUNDLE,
+  '/v21/lib-jitsi-meet.min.js': V21_BUNDLE,
 };
 
-const PAGE = `<!doctype html>
+const page = (bundle) => `<!doctype html>
 <meta charset="utf-8">
 <title>oxbridge browser test</title>
 <script src="/jquery.min.js"></script>
-<script>window.jquery = window.jQuery; // the bundle's UMD wrapper reads the lower-case global</script>
-<script src="/lib-jitsi-meet.min.js"></script>
-<script>
+<script>window.jquery = window.jQuery; // the V21 bundle's UMD wrapper reads the lower-case global</script>
+<script src="${bundle}"></script>
+<script>${SCRIPT}</script>
+`;
+
+const SCRIPT = `
 window.events = [];
 window.remote = {}; // participant id -> { audio, video } elements
 window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => {
@@ -41,6 +49,7 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
   const { connection: C, conference: F } = JitsiMeetJS.events;
   JitsiMeetJS.init({});
   JitsiMeetJS.setLogLevel(JitsiMeetJS.logLevels.INFO);
+  note('VERSION', JitsiMeetJS.version);
   const connection = new JitsiMeetJS.JitsiConnection(null, null, {
     hosts: { domain: ${JSON.stringify(DOMAIN)}, muc: ${JSON.stringify(MUC)}, focus: ${JSON.stringify(FOCUS_COMPONENT)} },
     serviceUrl,
@@ -71,10 +80,17 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
       (window.remote[id] ??= {})[t.getType()] = el;
       note('TRACK_ADDED', id + ' ' + t.getType());
     });
-    // As the web app does: the focus's start-muted applies to the tracks there
-    // are when it arrives (lib-jitsi-meet mutes those) and to those added later.
-    const startMuted = (t) => (t.getType() === 'audio' ? conference.isStartAudioMuted() : conference.isStartVideoMuted());
-    conference.on(F.STARTED_MUTED, () => note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted()));
+    // As the web app does. The 2021 client takes start-muted from the focus and
+    // mutes the tracks there are when it arrives; the current one decides from its
+    // own config (startAudioMuted: n) and leaves the muting to the app.
+    const startMuted = (t) => (t.getType() === 'audio' ? window.startMutedPolicy().audio : window.startMutedPolicy().video);
+    if (F.STARTED_MUTED) conference.on(F.STARTED_MUTED, () => note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted()));
+    if (F.START_MUTED_POLICY_CHANGED) {
+      conference.on(F.START_MUTED_POLICY_CHANGED, async (p) => {
+        note('STARTED_MUTED', p.audio + ' ' + p.video);
+        for (const t of window.localTracks ?? []) if (startMuted(t)) await t.mute();
+      });
+    }
     if (media) {
       JitsiMeetJS.createLocalTracks({ devices: ['audio', 'video'], resolution: 180 }).then(async (tracks) => {
         window.localTracks = tracks;
@@ -91,6 +107,9 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
   });
   connection.connect();
 };
+window.startMutedPolicy = () => (window.conference.getStartMutedPolicy
+  ? window.conference.getStartMutedPolicy()
+  : { audio: window.conference.isStartAudioMuted(), video: window.conference.isStartVideoMuted() });
 // What arrives from the bridge, per inbound RTP stream (Chromium's getStats()).
 window.inbound = async () => {
   const pc = window.conference?.jvbJingleSession?.peerconnection?.peerconnection;
@@ -107,17 +126,18 @@ window.stop = async () => {
   try { await window.conference?.leave(); } catch (e) {}
   try { window.connection?.disconnect(); } catch (e) {}
 };
-</script>
 `;
 
-/** Serve the test page and the two scripts on 127.0.0.1; resolves to { url, close() }. */
+const PAGES = { '/': page('/lib-jitsi-meet.min.js'), '/v21': page('/v21/lib-jitsi-meet.min.js') };
+
+/** Serve the test pages and their scripts on 127.0.0.1; resolves to { url, close() }. */
 export async function servePage() {
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
     if (path === '/favicon.ico') {
       res.writeHead(204).end();
-    } else if (path === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
+    } else if (PAGES[path]) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGES[path]);
     } else if (FILES[path]) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(readFileSync(FILES[path]));
     } else {

@@ -5,6 +5,8 @@
 //
 // Run from tests/: node --test --test-concurrency=1 browser/   (needs target/debug/oxbridge and
 // /usr/bin/chromium). On failure the browsers' consoles and the server log are printed.
+// With OXBRIDGE_LJM_BUNDLE=<a current lib-jitsi-meet.min.js> the same calls run with that client,
+// and the mixed-vintage test puts it in a room with the December 2021 one.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,9 +46,12 @@ const wrap = (fn) => async (t) => {
   }
 };
 
-/** A browser in `room` over `transport` ('ws' or 'bosh') with camera and microphone. */
-async function join(room, transport = 'ws', options = {}) {
-  const b = await openBrowser(site.url);
+/**
+ * A browser in `room` over `transport` ('ws' or 'bosh') with camera and microphone, on the test
+ * page of `client` ('' for the client under test, 'v21' for the December 2021 build).
+ */
+async function join(room, transport = 'ws', options = {}, client = '') {
+  const b = await openBrowser(site.url + client);
   browsers.push(b);
   const serviceUrl = withQuery(server[transport], { room });
   // P2P off, as our config.js says: the call goes through the bridge.
@@ -59,6 +64,7 @@ async function join(room, transport = 'ws', options = {}) {
 test('two participants over WebSocket see and hear each other, talk over the bridge channel, see mutes and a leave', wrap(async () => {
   const room = uniqueRoom('call');
   const a = await join(room);
+  console.log(`# client: lib-jitsi-meet ${await pageEvent(a.page, 'VERSION')}`);
   const b = await join(room);
   const firstFrame = await Promise.all([firstVideoFrame(a), firstVideoFrame(b)]);
   console.log(`# connect to first remote video frame: ${firstFrame.map((t) => `${Math.round(t)} ms`).join(', ')}`);
@@ -116,7 +122,7 @@ test('with startAudioMuted: 1 the second joiner starts with its microphone muted
   // The focus told B (not A) to start muted; B's microphone is muted however its
   // tracks and the invitation raced.
   assert.match(await pageEvent(b.page, 'STARTED_MUTED'), /^true /, 'the focus told B to start with audio muted');
-  assert.equal(await a.page.evaluate(() => window.conference.isStartAudioMuted()), false);
+  assert.equal(await a.page.evaluate(() => window.startMutedPolicy().audio), false);
   await b.page.waitForFunction(() => window.localTracks?.find((t) => t.getType() === 'audio')?.isMuted(), null, { timeout: 10_000 });
   assert.equal(await micMuted(a), false, 'the first joiner keeps its microphone');
   // A hears nothing from B: any audio track of B's there is muted, and no sound arrives.
@@ -154,6 +160,20 @@ test('two participants over BOSH see and hear each other', wrap(async () => {
   const a = await join(room, 'bosh');
   const b = await join(room, 'bosh');
   await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  for (const x of [a, b]) await x.close();
+}));
+
+test('the client under test and the December 2021 client (over BOSH) in one room see and hear each other', wrap(async () => {
+  const room = uniqueRoom('vintages');
+  const a = await join(room);
+  const b = await join(room, 'bosh', {}, 'v21');
+  await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  await b.page.evaluate(() => window.conference.sendEndpointMessage('', { type: 'hello', n: 2 }));
+  await a.page.waitForFunction(
+    (id) => window.events.some((e) => e.name === 'ENDPOINT_MESSAGE' && e.detail.startsWith(`${id} `) && e.detail.includes('"hello"')),
+    b.id,
+    { timeout: 10_000 },
+  );
   for (const x of [a, b]) await x.close();
 }));
 
