@@ -3,8 +3,9 @@
 //!
 //! Workers tell the port which ufrags and addresses are theirs
 //! ([`RouteChange`]); the port keeps its own [`Demux`] from those, so it never
-//! shares a table with a worker. Datagrams travel in pooled buffers through
-//! lock-free queues: nothing per packet allocates once the pool is warm.
+//! shares a table with a worker. Datagrams arrive a burst per system call
+//! (`recvmmsg`) and travel in pooled buffers through lock-free queues; a worker
+//! is woken once per burst. Nothing per packet allocates once the pool is warm.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
+use udp_batch::BatchReceiver;
 
 use crate::demux::Demux;
 use crate::router::RouteChange;
@@ -26,8 +28,11 @@ const POOL_CAP: usize = 4096;
 pub(super) const INBOUND_CAP: usize = 1024;
 /// How often the port looks at its stop flag while the port is quiet.
 const POLL: Duration = Duration::from_millis(100);
+/// Datagrams taken per system call at most.
+const RECV_BATCH: usize = BatchReceiver::MAX_BATCH;
 
-type Buffer = Box<[u8; MAX_DATAGRAM]>;
+/// [`MAX_DATAGRAM`] bytes.
+type Buffer = Box<[u8]>;
 
 /// A received datagram on its way to a worker.
 pub(super) struct Packet {
@@ -66,7 +71,7 @@ impl Pool {
             let n = self.allocated.load(Ordering::Relaxed);
             (n < POOL_CAP).then(|| {
                 self.allocated.store(n + 1, Ordering::Relaxed);
-                Box::new([0u8; MAX_DATAGRAM])
+                vec![0u8; MAX_DATAGRAM].into_boxed_slice()
             })
         })
     }
@@ -109,21 +114,31 @@ impl Port {
     pub(super) fn run(self) {
         let _ = self.socket.set_read_timeout(Some(POLL));
         let mut demux = Demux::<usize>::default();
+        let mut receiver = BatchReceiver::default();
+        let mut held: Vec<Buffer> = Vec::with_capacity(RECV_BATCH);
+        let mut meta = [(0, SocketAddr::from(([0, 0, 0, 0], 0))); RECV_BATCH];
+        let mut woken = vec![false; self.lanes.len()];
         let mut scratch = [0u8; MAX_DATAGRAM];
         while !self.stop.load(Ordering::Relaxed) {
-            let Some(mut buf) = self.pool.take() else {
+            while held.len() < RECV_BATCH {
+                let Some(buf) = self.pool.take() else { break };
+                held.push(buf);
+            }
+            if held.is_empty() {
                 // Every buffer is queued at a worker: read and drop.
                 if self.socket.recv_from(&mut scratch).is_ok() {
                     self.counters.overload_drops.fetch_add(1, Ordering::Relaxed);
                 }
                 continue;
-            };
-            let Ok((len, from)) = self.socket.recv_from(&mut buf[..]) else {
-                self.pool.give(buf);
+            }
+            let Ok(n) = receiver.recv(&self.socket, &mut held, &mut meta) else {
                 continue;
             };
-            self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-            // Claims made while the port was blocked decide this datagram.
+            let received = Instant::now();
+            self.counters
+                .datagrams_in
+                .fetch_add(n as u64, Ordering::Relaxed);
+            // Claims made while the port was blocked decide these datagrams.
             while let Ok((worker, change)) = self.routes.try_recv() {
                 match change {
                     RouteChange::Claimed(c) => {
@@ -132,25 +147,32 @@ impl Port {
                     RouteChange::Released(c) => demux.release(&c, worker),
                 }
             }
-            let Some(lane) = demux
-                .route(from, &buf[..len])
-                .and_then(|w| self.lanes.get(w))
-            else {
-                self.counters.unroutable.fetch_add(1, Ordering::Relaxed);
-                self.pool.give(buf);
-                continue;
-            };
-            let received = Instant::now();
-            match lane.inbound.push(Packet {
-                from,
-                received,
-                len,
-                buf,
-            }) {
-                Ok(()) => lane.thread.unpark(),
-                Err(p) => {
-                    self.counters.overload_drops.fetch_add(1, Ordering::Relaxed);
-                    self.pool.give(p.buf);
+            for (buf, &(len, from)) in held.drain(..n).zip(&meta) {
+                let Some(w) = demux
+                    .route(from, &buf[..len])
+                    .filter(|w| *w < self.lanes.len())
+                else {
+                    self.counters.unroutable.fetch_add(1, Ordering::Relaxed);
+                    self.pool.give(buf);
+                    continue;
+                };
+                let packet = Packet {
+                    from,
+                    received,
+                    len,
+                    buf,
+                };
+                match self.lanes[w].inbound.push(packet) {
+                    Ok(()) => woken[w] = true,
+                    Err(p) => {
+                        self.counters.overload_drops.fetch_add(1, Ordering::Relaxed);
+                        self.pool.give(p.buf);
+                    }
+                }
+            }
+            for (lane, woken) in self.lanes.iter().zip(&mut woken) {
+                if std::mem::take(woken) {
+                    lane.thread.unpark();
                 }
             }
         }
