@@ -46,6 +46,10 @@ pub struct MediaReport {
     pub one_way_p99_ms: Option<f64>,
     pub server_cores_used: Option<f64>,
     pub server_rss_mb: Option<f64>,
+    /// What each participant added to the server's resident memory (its
+    /// session, room membership and bridge endpoint together).
+    #[serde(default)]
+    pub server_rss_per_participant_kb: Option<f64>,
     /// Packets the server received plus sent, per second per busy core.
     pub server_packets_per_core_sec: Option<f64>,
     pub generator_cores_used: f64,
@@ -144,6 +148,10 @@ impl MediaReport {
                 Box::new(move |r| f(r.server_cores_used, 2)),
             ),
             ("server RSS MB", Box::new(move |r| f(r.server_rss_mb, 1))),
+            (
+                "server RSS per participant KB",
+                Box::new(move |r| f(r.server_rss_per_participant_kb, 0)),
+            ),
             (
                 "server packets/s per core",
                 Box::new(move |r| f(r.server_packets_per_core_sec, 0)),

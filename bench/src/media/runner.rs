@@ -122,6 +122,9 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
             .map(|p| format!(", server pid {p}"))
             .unwrap_or_default()
     );
+    // The server's memory before anyone joins: what the participants add is
+    // the difference.
+    let srv_idle = server("before joining")?;
     let started = Instant::now();
     let gap = Duration::from_secs_f64(1.0 / args.join_rate.max(0.01));
     let spawner = {
@@ -206,7 +209,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         &d,
         wall,
         server_cores,
-        srv_end,
+        (srv_idle, srv_end),
         generator_cores,
     );
     report.timeline = timeline;
@@ -307,7 +310,7 @@ fn summarise(
     d: &Snapshot,
     wall: f64,
     server_cores: Option<f64>,
-    server_end: Option<procfs::Sample>,
+    (server_idle, server_end): (Option<procfs::Sample>, Option<procfs::Sample>),
     generator_cores: f64,
 ) -> MediaReport {
     let shape = args.shape();
@@ -384,6 +387,12 @@ fn summarise(
         one_way_p99_ms: one_way.percentile_ms(99.0),
         server_cores_used: server_cores,
         server_rss_mb: server_end.map(|s| s.rss_bytes as f64 / 1048576.0),
+        server_rss_per_participant_kb: server_idle
+            .zip(server_end)
+            .filter(|_| !outcomes.is_empty())
+            .map(|(a, b)| {
+                b.rss_bytes.saturating_sub(a.rss_bytes) as f64 / 1024.0 / outcomes.len() as f64
+            }),
         server_packets_per_core_sec: server_cores
             .filter(|c| *c > 0.01)
             .map(|c| (pps_in + pps_out) / c),
