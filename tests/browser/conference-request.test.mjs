@@ -13,7 +13,8 @@
 //   5. the transport really was the one asked for (Chromium's WebSocket / HTTP request log).
 //
 // Run from tests/: node --test --test-concurrency=1 browser/   (needs target/debug/oxbridge and
-// /usr/bin/chromium). On failure the browser console and the server log are printed.
+// /usr/bin/chromium). On failure the browser console and the server log are printed. The
+// assertions are the 2021 client's, so this page stays on it whatever OXBRIDGE_LJM_BUNDLE says.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +44,7 @@ after(async () => {
 async function joinsThroughFocus(transport, checkTransport) {
   const room = uniqueRoom('browser');
   const url = withQuery(server[transport], { room }); // the web app appends ?room=
-  const browser = await openBrowser(site.url);
+  const browser = await openBrowser(`${site.url}v21`);
   let focus;
   try {
     const since = focusComponent.inbox.mark;
