@@ -84,8 +84,9 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
     // mutes the tracks there are when it arrives; the current one decides from its
     // own config (startAudioMuted: n) and leaves the muting to the app.
     const startMuted = (t) => (t.getType() === 'audio' ? window.startMutedPolicy().audio : window.startMutedPolicy().video);
-    if (F.STARTED_MUTED) conference.on(F.STARTED_MUTED, () => note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted()));
-    if (F.START_MUTED_POLICY_CHANGED) {
+    if (F.STARTED_MUTED) {
+      conference.on(F.STARTED_MUTED, () => note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted()));
+    } else {
       conference.on(F.START_MUTED_POLICY_CHANGED, async (p) => {
         note('STARTED_MUTED', p.audio + ' ' + p.video);
         for (const t of window.localTracks ?? []) if (startMuted(t)) await t.mute();
