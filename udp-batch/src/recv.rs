@@ -27,7 +27,8 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
 
 const MAX_BATCH: usize = 32;
 
-/// Receives several datagrams per system call on a blocking socket.
+/// Receives several datagrams per system call on a blocking socket (Linux,
+/// Android, FreeBSD and NetBSD have `recvmmsg`).
 ///
 /// The first datagram is waited for (the socket's read timeout applies, and
 /// ends the wait with `WouldBlock` / `TimedOut`); the rest of the batch is what
