@@ -191,6 +191,12 @@ async fn two_rooms_of_two_exchange_media_without_loss() {
     assert!(report.join_p99_ms.is_some() && report.first_media_p99_ms.is_some());
     assert!(report.packets_in_per_sec > 300.0, "{report:?}");
     assert!(report.server_cores_used.is_some());
+    // The bridge's own added latency, from its /metrics histogram.
+    let (mean, p99) = (report.bridge_added_mean_ms, report.bridge_added_p99_ms);
+    assert!(
+        mean.is_some_and(|m| m > 0.0) && p99.is_some_and(|p| p > 0.0),
+        "{report:?}"
+    );
     // A point a second, with latency once media flows, drawn into the chart.
     assert!(report.timeline.len() >= 3, "{:?}", report.timeline);
     assert!(report.timeline.iter().any(|p| p.one_way_mean_ms.is_some()));

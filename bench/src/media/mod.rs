@@ -11,9 +11,11 @@
 //! 4. the bridge channel, with receiver video constraints.
 //!
 //! [`runner`] starts them at a join rate, measures a window and sums the
-//! figures into a [`report::MediaReport`]; [`chart`] draws its timeline.
+//! figures into a [`report::MediaReport`], with the bridge's own added latency
+//! where it publishes it ([`bridge_latency`]); [`chart`] draws its timeline.
 
 pub mod args;
+pub mod bridge_latency;
 pub mod chart;
 mod generate;
 pub mod jingle;

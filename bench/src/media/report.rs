@@ -44,6 +44,12 @@ pub struct MediaReport {
     pub plis_received: u64,
     pub one_way_p50_ms: Option<f64>,
     pub one_way_p99_ms: Option<f64>,
+    /// The bridge's own measure of the latency it adds (receive to send), over
+    /// the window, where it publishes one ([`super::bridge_latency`]).
+    #[serde(default)]
+    pub bridge_added_mean_ms: Option<f64>,
+    #[serde(default)]
+    pub bridge_added_p99_ms: Option<f64>,
     pub server_cores_used: Option<f64>,
     pub server_rss_mb: Option<f64>,
     /// What each participant added to the server's resident memory (its
@@ -83,6 +89,7 @@ impl MediaReport {
             None => "-".into(),
         };
         let trio = move |a, b, c| format!("{} / {} / {}", f(a, 0), f(b, 0), f(c, 0));
+        let pair = move |a, b| format!("{} / {}", f(a, 2), f(b, 2));
         type Cell<'a> = Box<dyn Fn(&MediaReport) -> String + 'a>;
         let rows: Vec<(&str, Cell)> = vec![
             (
@@ -139,9 +146,11 @@ impl MediaReport {
             ),
             (
                 "one-way p50 / p99 ms",
-                Box::new(move |r| {
-                    format!("{} / {}", f(r.one_way_p50_ms, 2), f(r.one_way_p99_ms, 2))
-                }),
+                Box::new(move |r| pair(r.one_way_p50_ms, r.one_way_p99_ms)),
+            ),
+            (
+                "bridge added mean / p99 ms",
+                Box::new(move |r| pair(r.bridge_added_mean_ms, r.bridge_added_p99_ms)),
             ),
             (
                 "server cores used",

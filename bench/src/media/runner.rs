@@ -13,6 +13,7 @@ use tokio_rustls::rustls::ClientConfig;
 
 use super::args::MediaArgs;
 use super::args::Transport;
+use super::bridge_latency;
 use super::participant::{self, Outcome, Spec};
 use super::report::MediaReport;
 use super::report::TimelinePoint;
@@ -168,6 +169,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
     live.measuring.store(true, Ordering::Relaxed);
     let me_start = procfs::sample(std::process::id())?;
     let srv_start = server("measure start")?;
+    let bridge_start = bridge_latency::scrape(&args.url).await;
     let first = Snapshot::take(&live);
     let measure_start = Instant::now();
     let mut last = first;
@@ -183,6 +185,7 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
     let end = Snapshot::take(&live);
     let wall = measure_start.elapsed().as_secs_f64();
     let srv_end = server("measure end")?;
+    let bridge_end = bridge_latency::scrape(&args.url).await;
     let me_end = procfs::sample(std::process::id())?;
     live.measuring.store(false, Ordering::Relaxed);
     eprintln!();
@@ -213,6 +216,11 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         generator_cores,
     );
     report.timeline = timeline;
+    if let (Some(a), Some(b)) = (bridge_start, bridge_end) {
+        let window = b.since(&a);
+        report.bridge_added_mean_ms = window.mean_ms();
+        report.bridge_added_p99_ms = window.quantile_ms(0.99);
+    }
     if let Some(path) = &args.chart {
         std::fs::write(path, super::chart::svg(&report))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -385,6 +393,9 @@ fn summarise(
         plis_received: plis,
         one_way_p50_ms: one_way.percentile_ms(50.0),
         one_way_p99_ms: one_way.percentile_ms(99.0),
+        // Filled in by the caller, which scraped the bridge.
+        bridge_added_mean_ms: None,
+        bridge_added_p99_ms: None,
         server_cores_used: server_cores,
         server_rss_mb: server_end.map(|s| s.rss_bytes as f64 / 1048576.0),
         server_rss_per_participant_kb: server_idle
