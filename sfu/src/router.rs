@@ -650,6 +650,10 @@ impl Router {
             }
             if let Some(rx) = ep.api().stream_rx(&Ssrc::from(ssrc)) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
+                // Only requests still inside the interval matter: the map
+                // holds no more than the sender's current layers.
+                ep.keyframes_asked
+                    .retain(|_, t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL);
                 ep.keyframes_asked.insert(ssrc, now);
                 self.stats.keyframe_requests += 1;
                 self.dirty.push(key);

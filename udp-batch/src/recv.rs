@@ -107,12 +107,16 @@ mod tests {
         (0, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// A loopback socket whose receives give up after `timeout`.
+    fn listening(timeout: Duration) -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(timeout)).unwrap();
+        socket
+    }
+
     #[test]
     fn a_burst_comes_in_one_call_with_each_length_and_sender() {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let socket = listening(Duration::from_secs(2));
         let (a, b) = (
             UdpSocket::bind("127.0.0.1:0").unwrap(),
             UdpSocket::bind("127.0.0.1:0").unwrap(),
@@ -135,10 +139,7 @@ mod tests {
 
     #[test]
     fn a_quiet_socket_ends_the_wait_at_its_read_timeout() {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
+        let socket = listening(Duration::from_millis(20));
         let mut bufs = vec![[0u8; 64]; 2];
         let mut meta = [unspecified(); 2];
         let err = BatchReceiver::default()
@@ -152,10 +153,7 @@ mod tests {
 
     #[test]
     fn more_datagrams_than_buffers_wait_for_the_next_call() {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let socket = listening(Duration::from_secs(2));
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..3u8 {
             peer.send_to(&[i; 10], socket.local_addr().unwrap())

@@ -211,16 +211,15 @@ pub async fn run_detailed(args: MediaArgs) -> anyhow::Result<(MediaReport, Vec<O
         &outcomes,
         &d,
         wall,
-        server_cores,
-        (srv_idle, srv_end),
+        ServerSeen {
+            cores: server_cores,
+            idle: srv_idle,
+            end: srv_end,
+            latency: bridge_start.zip(bridge_end).map(|(a, b)| b.since(&a)),
+        },
         generator_cores,
     );
     report.timeline = timeline;
-    if let (Some(a), Some(b)) = (bridge_start, bridge_end) {
-        let window = b.since(&a);
-        report.bridge_added_mean_ms = window.mean_ms();
-        report.bridge_added_p99_ms = window.quantile_ms(0.99);
-    }
     if let Some(path) = &args.chart {
         std::fs::write(path, super::chart::svg(&report))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -312,13 +311,22 @@ fn progress(
     now
 }
 
+/// What the run saw of the server: /proc samples when it is local, its own
+/// added-latency histogram over the window when it publishes one.
+struct ServerSeen {
+    cores: Option<f64>,
+    /// Before the first join.
+    idle: Option<procfs::Sample>,
+    end: Option<procfs::Sample>,
+    latency: Option<bridge_latency::Histogram>,
+}
+
 fn summarise(
     args: &MediaArgs,
     outcomes: &[Outcome],
     d: &Snapshot,
     wall: f64,
-    server_cores: Option<f64>,
-    (server_idle, server_end): (Option<procfs::Sample>, Option<procfs::Sample>),
+    server: ServerSeen,
     generator_cores: f64,
 ) -> MediaReport {
     let shape = args.shape();
@@ -393,18 +401,19 @@ fn summarise(
         plis_received: plis,
         one_way_p50_ms: one_way.percentile_ms(50.0),
         one_way_p99_ms: one_way.percentile_ms(99.0),
-        // Filled in by the caller, which scraped the bridge.
-        bridge_added_mean_ms: None,
-        bridge_added_p99_ms: None,
-        server_cores_used: server_cores,
-        server_rss_mb: server_end.map(|s| s.rss_bytes as f64 / 1048576.0),
-        server_rss_per_participant_kb: server_idle
-            .zip(server_end)
+        bridge_added_mean_ms: server.latency.as_ref().and_then(|h| h.mean_ms()),
+        bridge_added_p99_ms: server.latency.as_ref().and_then(|h| h.quantile_ms(0.99)),
+        server_cores_used: server.cores,
+        server_rss_mb: server.end.map(|s| s.rss_bytes as f64 / 1048576.0),
+        server_rss_per_participant_kb: server
+            .idle
+            .zip(server.end)
             .filter(|_| !outcomes.is_empty())
             .map(|(a, b)| {
                 b.rss_bytes.saturating_sub(a.rss_bytes) as f64 / 1024.0 / outcomes.len() as f64
             }),
-        server_packets_per_core_sec: server_cores
+        server_packets_per_core_sec: server
+            .cores
             .filter(|c| *c > 0.01)
             .map(|c| (pps_in + pps_out) / c),
         generator_cores_used: generator_cores,
