@@ -3,11 +3,13 @@
 //! next to a floor measured in the same run: what str0m alone spends to take
 //! one packet in (SRTP unprotect, shared by the receivers) and send one out
 //! (SRTP protect), without any routing. Syscalls are excluded from both.
+//! Heap allocations in the timed parts are counted too (this thread's only).
 //!
 //! `cargo bench -p sfu --bench forward`
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sfu::api::{RemoteTransport, Setup, Sources};
@@ -148,6 +150,9 @@ fn shuttle(
 
 struct Result {
     router_ns_per_packet: f64,
+    allocations_per_packet: f64,
+    /// Filled in by `main`, against the floor of the same run.
+    ratio: f64,
 }
 
 /// `rooms` rooms of `size`, the first `senders` of each sending `rounds` packets.
@@ -178,7 +183,9 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
     let data = vec![0x5Au8; payload];
     let before = router.stats().packets_forwarded;
     let mut busy = Duration::ZERO;
+    let mut allocations = 0;
     let mut wire = Vec::new();
+    let mut out = Vec::with_capacity(256);
     for round in 0..rounds {
         now += Duration::from_millis(20);
         // Senders produce their packets (not timed).
@@ -211,16 +218,18 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
         }
         // The bridge's work: take every datagram in and produce what goes out.
         let t0 = Instant::now();
-        for (src, d) in &wire {
-            router.handle_datagram(now, *src, d);
-        }
-        let mut out = Vec::new();
-        while let Some(d) = router.poll_transmit() {
-            out.push(d);
-        }
+        let counted = allocation_counter::measure(|| {
+            for (src, d) in &wire {
+                router.handle_datagram(now, *src, d);
+            }
+            while let Some(d) = router.poll_transmit() {
+                out.push(d);
+            }
+        });
         busy += t0.elapsed();
+        allocations += counted.count_total;
         // Receivers take theirs (not timed), which keeps feedback flowing.
-        for d in out {
+        for d in out.drain(..) {
             if let Some(&i) = by_addr.get(&d.destination) {
                 let p = &mut peers[i];
                 let r = Receive::new(Protocol::Udp, bridge, p.addr, &d.contents).unwrap();
@@ -239,11 +248,21 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
     assert!(forwarded > 0, "packets were forwarded");
     Result {
         router_ns_per_packet: busy.as_nanos() as f64 / forwarded as f64,
+        allocations_per_packet: allocations as f64 / forwarded as f64,
+        ratio: 0.0,
     }
 }
 
-/// str0m alone between two peers: ns to take a packet in, ns to send one out.
-fn floor(rounds: usize, payload: usize) -> (f64, f64) {
+/// str0m alone between two peers, per packet.
+struct Floor {
+    ingress_ns: f64,
+    egress_ns: f64,
+    ingress_allocations: f64,
+    egress_allocations: f64,
+}
+
+/// str0m alone between two peers: the cost of taking a packet in and of sending one out.
+fn floor(rounds: usize, payload: usize) -> Floor {
     let now = Instant::now();
     let (mut a, mut b) = (rtc(now), rtc(now));
     let (aa, ba): (SocketAddr, SocketAddr) = (
@@ -295,47 +314,66 @@ fn floor(rounds: usize, payload: usize) -> (f64, f64) {
         a.is_connected() && b.is_connected(),
         "the floor pair connects"
     );
-    let data = vec![0x5Au8; payload];
+    // One payload shared by every packet, as the router shares a received one.
+    let data: Arc<[u8]> = vec![0x5Au8; payload].into();
     let (mut egress, mut ingress) = (Duration::ZERO, Duration::ZERO);
+    let (mut out_allocations, mut in_allocations) = (0, 0);
+    // What `a` sent, in one reused buffer: the bench itself allocates nothing per round.
+    let (mut sent, mut ends) = (Vec::with_capacity(4096), Vec::with_capacity(16));
     for i in 0..rounds {
         t += Duration::from_millis(20);
+        sent.clear();
+        ends.clear();
         let t0 = Instant::now();
-        a.direct_api()
-            .stream_tx(&Ssrc::from(7))
-            .unwrap()
-            .write_rtp(RtpWrite::new(
-                Pt::from(111),
-                SeqNo::from(i as u64 + 1),
-                i as u32 * 960,
-                t,
-                data.clone(),
-            ));
-        let _ = a.handle_input(Input::Timeout(t));
-        let mut sent = Vec::new();
-        while let Ok(out) = a.poll_output() {
-            match out {
-                Output::Transmit(x) => sent.push(x.contents.to_vec()),
-                Output::Timeout(_) => break,
-                _ => {}
-            }
-        }
-        egress += t0.elapsed();
-        let t1 = Instant::now();
-        for d in &sent {
-            let r = Receive::new(Protocol::Udp, aa, ba, d).unwrap();
-            let _ = b.handle_input(Input::Receive(t, r));
-            while let Ok(out) = b.poll_output() {
-                if let Output::Timeout(_) = out {
-                    break;
+        out_allocations += allocation_counter::measure(|| {
+            a.direct_api()
+                .stream_tx(&Ssrc::from(7))
+                .unwrap()
+                .write_rtp(RtpWrite::new(
+                    Pt::from(111),
+                    SeqNo::from(i as u64 + 1),
+                    i as u32 * 960,
+                    t,
+                    data.clone(),
+                ));
+            let _ = a.handle_input(Input::Timeout(t));
+            while let Ok(out) = a.poll_output() {
+                match out {
+                    Output::Transmit(x) => {
+                        sent.extend_from_slice(&x.contents);
+                        ends.push(sent.len());
+                    }
+                    Output::Timeout(_) => break,
+                    _ => {}
                 }
             }
-        }
+        })
+        .count_total;
+        egress += t0.elapsed();
+        let t1 = Instant::now();
+        in_allocations += allocation_counter::measure(|| {
+            let mut start = 0;
+            for &end in &ends {
+                let r = Receive::new(Protocol::Udp, aa, ba, &sent[start..end]).unwrap();
+                start = end;
+                let _ = b.handle_input(Input::Receive(t, r));
+                while let Ok(out) = b.poll_output() {
+                    if let Output::Timeout(_) = out {
+                        break;
+                    }
+                }
+            }
+        })
+        .count_total;
         ingress += t1.elapsed();
     }
-    (
-        ingress.as_nanos() as f64 / rounds as f64,
-        egress.as_nanos() as f64 / rounds as f64,
-    )
+    let per_round = |x: u64| x as f64 / rounds as f64;
+    Floor {
+        ingress_ns: ingress.as_nanos() as f64 / rounds as f64,
+        egress_ns: egress.as_nanos() as f64 / rounds as f64,
+        ingress_allocations: per_round(in_allocations),
+        egress_allocations: per_round(out_allocations),
+    }
 }
 
 /// One direction of datagrams.
@@ -351,6 +389,23 @@ fn exchange(from: &mut Rtc, to: &mut Rtc, src: SocketAddr, dst: SocketAddr, t: I
             _ => {}
         }
     }
+}
+
+/// What creating an endpoint costs the worker that owns its conference (its
+/// media waits meanwhile): µs per `create_endpoint`, median of `count`.
+fn endpoint_setup(count: usize) -> f64 {
+    let now = Instant::now();
+    let mut router = Router::new(Certificate::generate().unwrap(), BRIDGE.parse().unwrap());
+    let times = (0..count)
+        .map(|i| {
+            let t0 = Instant::now();
+            router
+                .create_endpoint(now, &format!("room{}", i / 2), &format!("p{i}"))
+                .unwrap();
+            t0.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    median(times)
 }
 
 /// Median of `runs` measurements: this machine's neighbours make single runs noisy.
@@ -369,26 +424,39 @@ fn main() {
     // Floor and scenarios alternate within each run, so that drift in this
     // machine's speed hits both sides of each ratio alike.
     let mut floors = Vec::new();
-    let mut results: Vec<Vec<(f64, f64)>> = vec![Vec::new(); scenarios.len()];
+    let mut results: Vec<Vec<Result>> = scenarios.iter().map(|_| Vec::new()).collect();
     for _ in 0..RUNS {
-        let (ingress, egress) = floor(20_000, payload);
-        floors.push((ingress, egress));
+        let f = floor(20_000, payload);
         for (i, (_, rooms, size, senders)) in scenarios.iter().enumerate() {
             let r = scenario(*rooms, *size, *senders, 400, payload);
-            let floor_pp = ingress / (size - 1) as f64 + egress;
-            results[i].push((r.router_ns_per_packet, r.router_ns_per_packet / floor_pp));
+            let floor_pp = f.ingress_ns / (size - 1) as f64 + f.egress_ns;
+            results[i].push(Result {
+                router_ns_per_packet: r.router_ns_per_packet,
+                allocations_per_packet: r.allocations_per_packet,
+                ratio: r.router_ns_per_packet / floor_pp,
+            });
         }
+        floors.push(f);
     }
     println!(
-        "floor (str0m alone, {payload} B payload, median of {RUNS}): ingress {:.0} ns, egress {:.0} ns per packet",
-        median(floors.iter().map(|f| f.0).collect()),
-        median(floors.iter().map(|f| f.1).collect())
+        "floor (str0m alone, {payload} B payload, median of {RUNS}): ingress {:.0} ns, egress {:.0} ns per packet; \
+         {:.1} and {:.1} heap allocations",
+        median(floors.iter().map(|f| f.ingress_ns).collect()),
+        median(floors.iter().map(|f| f.egress_ns).collect()),
+        median(floors.iter().map(|f| f.ingress_allocations).collect()),
+        median(floors.iter().map(|f| f.egress_allocations).collect()),
+    );
+    println!(
+        "endpoint setup: {:.0} µs per create_endpoint (median of 200)",
+        endpoint_setup(200)
     );
     for ((name, ..), runs) in scenarios.iter().zip(results) {
-        let ns = median(runs.iter().map(|r| r.0).collect());
-        let ratio = median(runs.iter().map(|r| r.1).collect());
+        let ns = median(runs.iter().map(|r| r.router_ns_per_packet).collect());
+        let ratio = median(runs.iter().map(|r| r.ratio).collect());
+        let allocations = median(runs.iter().map(|r| r.allocations_per_packet).collect());
         println!(
-            "{name}: {ns:.0} ns per forwarded packet ({:.0} packets/s per core), {ratio:.2}x the floor",
+            "{name}: {ns:.0} ns per forwarded packet ({:.0} packets/s per core), {ratio:.2}x the floor; \
+             {allocations:.1} heap allocations",
             1e9 / ns
         );
     }

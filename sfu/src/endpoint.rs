@@ -119,6 +119,7 @@ impl Endpoint {
         };
         let mut config = RtcConfig::new()
             .set_rtp_mode(true)
+            .set_crypto_provider(crate::dtls::provider())
             .set_dtls_cert(cert.dtls.clone())
             .set_local_ice_credentials(creds.clone())
             .clear_codecs()

@@ -28,6 +28,7 @@ pub mod cert;
 pub mod channel;
 pub mod clock;
 pub mod demux;
+mod dtls;
 mod endpoint;
 pub mod http;
 pub mod latency;
