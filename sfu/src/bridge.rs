@@ -1,9 +1,10 @@
 //! The bridge: the shared media port, the media workers behind it, and the
 //! handle the focus drives them through.
 //!
-//! One port thread receives every datagram ([`port`]); each conference lives
-//! on one worker thread ([`worker`]) that owns its endpoints and sends its own
-//! packets. New conferences go to the worker with the fewest endpoints.
+//! Each conference lives on one worker thread ([`worker`]) that owns its
+//! endpoints, reads the shared media port ([`port`]) and sends its own packets;
+//! a datagram read by another worker is handed to it. New conferences go to
+//! the worker with the fewest endpoints.
 //!
 //! ```no_run
 //! use sfu::bridge::{Bridge, BridgeConfig};
@@ -13,6 +14,7 @@
 //! ```
 
 mod port;
+mod wait;
 mod worker;
 
 use std::collections::HashMap;
@@ -20,7 +22,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::thread::JoinHandle;
 
 use crate::api::{ApiError, BridgeLoad, Colibri, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
@@ -93,15 +94,12 @@ pub struct Bridge {
     addr: SocketAddr,
     workers: Vec<Worker>,
     placement: Mutex<Placement>,
-    counters: Arc<port::PortCounters>,
+    port: Arc<Port>,
     draining: AtomicBool,
-    stop: Arc<AtomicBool>,
-    wake: Option<(UdpSocket, SocketAddr)>,
-    port: Option<JoinHandle<()>>,
 }
 
 impl Bridge {
-    /// Binds the media port and starts the port thread and the workers.
+    /// Binds the media port and starts the workers (each joined when the bridge is dropped).
     pub fn start(config: BridgeConfig) -> io::Result<Bridge> {
         let cert = Certificate::generate().map_err(io::Error::other)?;
         let socket = UdpSocket::bind(config.bind)?;
@@ -122,50 +120,29 @@ impl Bridge {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let pool = Arc::new(Pool::new());
-        let (routes_tx, routes) = mpsc::channel();
-        let mut workers = Vec::with_capacity(count);
         let mut lanes = Vec::with_capacity(count);
-        for index in 0..count {
-            let inbound = Arc::new(port::Inbound::new(INBOUND_CAP));
-            let mut router = Router::new(cert.clone(), addr);
-            router.set_audio_hold(config.audio_hold);
-            let worker = Worker::spawn(
-                index,
-                socket.try_clone()?,
-                router,
-                inbound.clone(),
-                pool.clone(),
-                routes_tx.clone(),
-            )?;
+        let mut heard = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (routes, hear) = mpsc::channel();
             lanes.push(Lane {
-                inbound,
-                thread: worker.thread(),
+                inbound: crossbeam_queue::ArrayQueue::new(INBOUND_CAP),
+                waker: wait::Waker::new()?,
+                routes,
             });
-            workers.push(worker);
+            heard.push(hear);
         }
-        let counters = Arc::new(PortCounters::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        // Shutdown wakes the port with an empty datagram instead of waiting out its poll.
-        let loopback = if bound.ip().is_unspecified() {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), bound.port())
-        } else {
-            bound
-        };
-        let wake = UdpSocket::bind(SocketAddr::new(loopback.ip(), 0))
-            .ok()
-            .map(|s| (s, loopback));
-        let port = Port {
+        let port = Arc::new(Port {
             socket,
             lanes,
-            routes,
-            pool,
-            counters: counters.clone(),
-            stop: stop.clone(),
-        };
-        let port = std::thread::Builder::new()
-            .name("sfu-port".into())
-            .spawn(move || port.run())?;
+            pool: Pool::new(),
+            counters: PortCounters::default(),
+        });
+        let mut workers = Vec::with_capacity(count);
+        for (index, routes) in heard.into_iter().enumerate() {
+            let mut router = Router::new(cert.clone(), addr);
+            router.set_audio_hold(config.audio_hold);
+            workers.push(Worker::spawn(index, port.clone(), routes, router)?);
+        }
         Ok(Bridge {
             id: config.id,
             region: config.region,
@@ -176,11 +153,8 @@ impl Bridge {
                 endpoints: vec![0; workers.len()],
             }),
             workers,
-            counters,
+            port,
             draining: AtomicBool::new(false),
-            stop,
-            wake,
-            port: Some(port),
         })
     }
 
@@ -353,7 +327,7 @@ impl Bridge {
             out.totals.add(&s);
             out.latency.add(&latency);
         }
-        let c = &self.counters;
+        let c = &self.port.counters;
         out.totals.datagrams_in = c.datagrams_in.load(Ordering::Relaxed);
         out.totals.unroutable += c.unroutable.load(Ordering::Relaxed);
         out.overload_drops = c.overload_drops.load(Ordering::Relaxed);
@@ -398,18 +372,5 @@ impl Colibri for Bridge {
             draining: self.is_draining(),
             region: self.region.clone(),
         }
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some((s, to)) = &self.wake {
-            let _ = s.send_to(&[], to);
-        }
-        if let Some(t) = self.port.take() {
-            let _ = t.join();
-        }
-        self.workers.clear();
     }
 }

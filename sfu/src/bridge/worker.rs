@@ -1,6 +1,7 @@
 //! A media worker: one thread owning a [`Router`] and every conference in it.
-//! It sleeps until the port hands it datagrams, the API sends it a command, or
-//! one of its endpoints has a deadline.
+//! It reads the media port itself and sleeps until the port has datagrams,
+//! another worker hands it some, the API sends it a command, or one of its
+//! endpoints has a deadline.
 
 use std::io;
 use std::net::UdpSocket;
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use udp_batch::BatchSender;
 
-use super::port::{Inbound, Pool};
+use super::port::{Intake, Port};
+use super::wait::Sleeper;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::latency::LatencyHistogram;
 use crate::router::{RouteChange, Router, RouterStats};
@@ -52,52 +54,48 @@ pub(super) enum Command {
 
 /// The handle of one worker thread.
 pub(super) struct Worker {
+    index: usize,
+    port: Arc<Port>,
     commands: mpsc::Sender<Command>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Worker {
-    /// Starts worker `index`; it sends on `socket` and tells the port through
-    /// `routes` which datagrams are its.
+    /// Starts worker `index` on `port`; `routes` brings every worker's route changes.
     pub(super) fn spawn(
         index: usize,
-        socket: UdpSocket,
+        port: Arc<Port>,
+        routes: mpsc::Receiver<(usize, RouteChange)>,
         router: Router,
-        inbound: Arc<Inbound>,
-        pool: Arc<Pool>,
-        routes: mpsc::Sender<(usize, RouteChange)>,
     ) -> io::Result<Worker> {
-        let sender = BatchSender::new(socket)?;
-        // Sending made the socket (shared with the port's receiver)
-        // non-blocking; the port blocks in recv, so switch it back.
-        sender.socket().set_nonblocking(false)?;
+        // Sending makes the shared socket non-blocking, which reading wants too.
+        let sender = BatchSender::new(port.socket.try_clone()?)?;
+        let sleeper = Sleeper::new(&port.socket, &port.lanes[index].waker)?;
         let (commands, rx) = mpsc::channel();
+        let shared = port.clone();
         let thread = std::thread::Builder::new()
             .name(format!("sfu-media-{index}"))
             .spawn(move || {
                 let mut w = Running {
                     index,
                     latency: LatencyHistogram::default(),
-                    batch: Vec::with_capacity(BATCH),
+                    batch: Vec::with_capacity(BATCH + Intake::MAX_BURST),
                     sender,
                     router,
-                    inbound,
-                    pool,
-                    routes,
+                    intake: Intake::new(index, shared.lanes.len(), routes),
+                    port: shared,
+                    sleeper,
+                    commands: rx,
+                    next: None,
                 };
-                w.run(rx)
+                w.run()
             })?;
         Ok(Worker {
+            index,
+            port,
             commands,
             thread: Some(thread),
         })
-    }
-
-    pub(super) fn thread(&self) -> std::thread::Thread {
-        self.thread
-            .as_ref()
-            .map(|t| t.thread().clone())
-            .expect("a worker has its thread until dropped")
     }
 
     /// Queues `command` and wakes the worker.
@@ -105,9 +103,7 @@ impl Worker {
         self.commands
             .send(command)
             .map_err(|_| ApiError::Shutdown)?;
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
-        }
+        self.port.lanes[self.index].waker.wake();
         Ok(())
     }
 
@@ -141,16 +137,23 @@ struct Running {
     batch: Vec<Instant>,
     sender: BatchSender<UdpSocket>,
     router: Router,
-    inbound: Arc<Inbound>,
-    pool: Arc<Pool>,
-    routes: mpsc::Sender<(usize, RouteChange)>,
+    port: Arc<Port>,
+    intake: Intake,
+    sleeper: Sleeper,
+    commands: mpsc::Receiver<Command>,
+    /// A command taken while checking for work before sleeping.
+    next: Option<Command>,
 }
 
 impl Running {
-    fn run(&mut self, commands: mpsc::Receiver<Command>) {
+    fn run(&mut self) {
         loop {
             loop {
-                match commands.try_recv() {
+                let command = match self.next.take() {
+                    Some(c) => Ok(c),
+                    None => self.commands.try_recv(),
+                };
+                match command {
                     Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
                     Ok(Command::Stats(r)) => {
                         let _ = r.send((self.router.stats(), self.latency));
@@ -159,22 +162,31 @@ impl Running {
                     Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
+            let lane = &self.port.lanes[self.index];
+            // Datagrams the other workers read for this one, oldest first.
             for _ in 0..BATCH {
-                let Some(p) = self.inbound.pop() else { break };
+                let Some(p) = lane.inbound.pop() else { break };
                 self.router
                     .handle_datagram(Instant::now(), p.from, p.contents());
                 self.batch.push(p.received);
-                self.pool.give_back(p);
+                self.port.pool.give_back(p);
             }
+            // Then a burst from the socket (a system call that finds nothing
+            // when it is empty: cheaper than asking whether it is).
+            let (router, batch) = (&mut self.router, &mut self.batch);
+            let read = self.intake.read(&self.port, |received, from, data| {
+                router.handle_datagram(Instant::now(), from, data);
+                batch.push(received);
+            });
             // Timers only when one is due: a pass visits every endpoint.
             let now = Instant::now();
             if self.router.poll_timeout(now) <= now {
                 self.router.handle_timeout(now);
             }
-            // Routes first: the port must know an address before the answer
-            // to its STUN request makes the client send DTLS from it.
+            // Routes first: every worker must know an address before the
+            // answer to its STUN request makes the client send DTLS from it.
             while let Some(change) = self.router.poll_route() {
-                let _ = self.routes.send((self.index, change));
+                self.port.announce(self.index, &change);
             }
             while let Some(d) = self.router.poll_transmit() {
                 self.sender.push(&d.contents, d.destination);
@@ -185,11 +197,25 @@ impl Running {
                 self.latency
                     .record(sent.saturating_duration_since(received));
             }
-            if self.inbound.is_empty() {
+            let lane = &self.port.lanes[self.index];
+            if read < Intake::MAX_BURST && lane.inbound.is_empty() {
                 let now = Instant::now();
-                let wait = self.router.poll_timeout(now).saturating_duration_since(now);
-                if !wait.is_zero() {
-                    std::thread::park_timeout(wait.min(MAX_SLEEP));
+                let deadline = self.router.poll_timeout(now).min(now + MAX_SLEEP);
+                if deadline > now {
+                    let (commands, next) = (&self.commands, &mut self.next);
+                    self.sleeper.sleep(&lane.waker, deadline, || {
+                        if !lane.inbound.is_empty() {
+                            return true;
+                        }
+                        match commands.try_recv() {
+                            Ok(c) => {
+                                *next = Some(c);
+                                true
+                            }
+                            Err(mpsc::TryRecvError::Empty) => false,
+                            Err(mpsc::TryRecvError::Disconnected) => true,
+                        }
+                    });
                 }
             }
         }
