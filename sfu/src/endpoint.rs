@@ -53,6 +53,8 @@ pub(crate) struct Endpoint {
     pub rtc: Rtc,
     pub ufrag: String,
     pub next_timeout: Instant,
+    /// Listed for the router's next flush (so it is listed once).
+    pub queued: bool,
     /// Remote transport applied (DTLS started).
     pub connected_transport: bool,
     /// The remote side answers our consent checks (RFC 7675). Once ICE gives
@@ -183,6 +185,7 @@ impl Endpoint {
             last_n: -1,
             forwarded: None,
             last_heard: now,
+            queued: false,
             heard_any: false,
             active: true,
             egress_totals: HashMap::new(),

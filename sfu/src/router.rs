@@ -225,7 +225,7 @@ impl Router {
         members.push(key);
         self.endpoints[key] = Some(ep);
         self.by_id.insert(id, key);
-        self.dirty.push(key);
+        self.mark_dirty(key);
         self.flush(now);
         Ok(local)
     }
@@ -267,13 +267,13 @@ impl Router {
             for other in others {
                 if let Some(o) = self.endpoints[other].as_mut() {
                     subscribe(now + self.audio_hold, o, &audio, &video, &rtx);
-                    self.dirty.push(other);
+                    self.mark_dirty(other);
                     // New sources get the layer the receiver's wishes and last-N give them.
                     self.apply_constraints(other);
                 }
             }
         }
-        self.dirty.push(key);
+        self.mark_dirty(key);
         self.flush(now);
         Ok(())
     }
@@ -394,9 +394,9 @@ impl Router {
             ep.heard_any = true;
         }
         // Drain before anything else feeds this endpoint: str0m holds one
-        // received packet at a time.
+        // received packet at a time. The receivers it wrote to run at the next
+        // poll_transmit, once for however many datagrams came before it.
         self.drain(now, key);
-        self.flush(now);
     }
 
     /// Drives every endpoint whose deadline has come.
@@ -414,7 +414,7 @@ impl Router {
         let mut keyframes = Vec::new();
         for (key, ep) in self.endpoints.iter_mut().enumerate() {
             let Some(ep) = ep else { continue };
-            if ep.next_timeout <= now {
+            if ep.next_timeout <= now && !std::mem::replace(&mut ep.queued, true) {
                 self.dirty.push(key);
             }
             // A wanted layer switch keeps asking its sender for a key frame (rate limited).
@@ -448,16 +448,33 @@ impl Router {
         self.routes.pop_front()
     }
 
+    /// The next datagram to send. Endpoints written to since the last call run
+    /// first: a burst of datagrams costs each receiver's stack one pass.
     pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        if !self.dirty.is_empty() {
+            self.flush(self.now);
+        }
         let d = self.transmits.pop_front()?;
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += d.contents.len() as u64;
         Some(d)
     }
 
+    /// Lists `key` for the next flush, once however often it is marked.
+    fn mark_dirty(&mut self, key: Key) {
+        if let Some(ep) = self.endpoints[key].as_mut()
+            && !std::mem::replace(&mut ep.queued, true)
+        {
+            self.dirty.push(key);
+        }
+    }
+
     /// Runs every dirty endpoint's stack until it waits, forwarding what it received.
     fn flush(&mut self, now: Instant) {
         while let Some(key) = self.dirty.pop() {
+            if let Some(ep) = self.endpoints[key].as_mut() {
+                ep.queued = false;
+            }
             // A pacer may release its queue over several passes at the same instant.
             for _ in 0..MAX_PASSES {
                 let Some(ep) = self.endpoints[key].as_mut() else {
@@ -613,7 +630,9 @@ impl Router {
             };
             if wrote {
                 self.stats.packets_forwarded += 1;
-                self.dirty.push(to);
+                if !std::mem::replace(&mut receiver.queued, true) {
+                    self.dirty.push(to);
+                }
             }
         }
         if let Some(slot) = self.conferences.get_mut(&conference) {
@@ -656,7 +675,9 @@ impl Router {
                     .retain(|_, t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL);
                 ep.keyframes_asked.insert(ssrc, now);
                 self.stats.keyframe_requests += 1;
-                self.dirty.push(key);
+                if !std::mem::replace(&mut ep.queued, true) {
+                    self.dirty.push(key);
+                }
             }
         }
     }
