@@ -159,7 +159,11 @@ struct Result {
 }
 
 /// `rooms` rooms of `size`, the first `senders` of each sending `rounds` packets.
-fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: usize) -> Result {
+/// A router with `rooms` rooms of `size` connected peers, and the time reached.
+fn connected(
+    rooms: usize,
+    size: usize,
+) -> (Router, Vec<Peer>, HashMap<SocketAddr, usize>, Instant) {
     let start = Instant::now();
     let mut router = Router::new(Certificate::generate().unwrap(), BRIDGE.parse().unwrap());
     let mut peers = Vec::new();
@@ -182,6 +186,28 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
         }
     }
     assert!(peers.iter().all(|p| p.connected), "all peers connect");
+    (router, peers, by_addr, now)
+}
+
+/// What a worker spends on timers alone for `rooms` quiet 1:1 rooms: the
+/// share of a core over one simulated second, its loop checking every 1 ms.
+fn timer_upkeep(rooms: usize) -> f64 {
+    let (mut router, _peers, _, mut now) = connected(rooms, 2);
+    let mut busy = Duration::ZERO;
+    for _ in 0..1000 {
+        now += Duration::from_millis(1);
+        let t0 = Instant::now();
+        if router.poll_timeout(now) <= now {
+            router.handle_timeout(now);
+        }
+        while router.poll_transmit().is_some() {}
+        busy += t0.elapsed();
+    }
+    busy.as_secs_f64()
+}
+
+fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: usize) -> Result {
+    let (mut router, mut peers, by_addr, mut now) = connected(rooms, size);
     let bridge: SocketAddr = BRIDGE.parse().unwrap();
     let data = vec![0x5Au8; payload];
     let before = router.stats().packets_forwarded;
@@ -456,6 +482,12 @@ fn main() {
         "endpoint setup: {:.0} µs per create_endpoint (median of 200)",
         endpoint_setup(200)
     );
+    for rooms in [50, 500] {
+        println!(
+            "timers of {rooms} quiet 1:1 rooms: {:.1} % of a core",
+            100.0 * timer_upkeep(rooms)
+        );
+    }
     for ((name, ..), runs) in scenarios.iter().zip(results) {
         let ns = median(runs.iter().map(|r| r.router_ns_per_packet).collect());
         let ratio = median(runs.iter().map(|r| r.ratio).collect());

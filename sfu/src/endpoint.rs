@@ -53,6 +53,8 @@ pub(crate) struct Endpoint {
     pub rtc: Rtc,
     pub ufrag: String,
     pub next_timeout: Instant,
+    /// The time of its current entry in the router's deadline queue.
+    pub scheduled: Option<Instant>,
     /// Listed for the router's next flush (so it is listed once).
     pub queued: bool,
     /// Remote transport applied (DTLS started).
@@ -166,6 +168,7 @@ impl Endpoint {
             rtc,
             ufrag: creds.ufrag,
             next_timeout: now,
+            scheduled: None,
             connected_transport: false,
             consent: true,
             audio_ssrcs: Vec::new(),

@@ -6,7 +6,8 @@
 //! out ([`Router::poll_transmit`], [`Router::poll_timeout`]). The thread that
 //! owns a `Router` owns every conference in it, so nothing here locks.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ const MAX_SLEEP: Duration = Duration::from_millis(100);
 pub const DEFAULT_AUDIO_HOLD: Duration = Duration::from_millis(1500);
 /// How often allocations are redone with fresh rates and estimates.
 const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
+/// How often the conference-wide timers run: speaker decisions, endpoint
+/// connectivity, repeated key frame requests (all paced in hundreds of ms).
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(20);
 /// Bound on timeout passes for one endpoint at one instant.
 const MAX_PASSES: usize = 64;
 
@@ -124,6 +128,11 @@ pub struct Router {
     routes: VecDeque<RouteChange>,
     received: Vec<RtpPacket>,
     dirty: Vec<Key>,
+    /// Endpoint deadlines, earliest first. An entry counts while it equals its
+    /// endpoint's `scheduled`; superseded ones are skipped when they come up.
+    deadlines: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// When the conference-wide timers next run.
+    housekeeping_at: Instant,
     keyframe_wanted: Vec<(String, u32, u8)>,
     stats: RouterStats,
     /// The time of the input being handled, for code without a `now` parameter.
@@ -149,6 +158,8 @@ impl Router {
             routes: VecDeque::new(),
             received: Vec::new(),
             dirty: Vec::new(),
+            deadlines: BinaryHeap::new(),
+            housekeeping_at: Instant::now(),
             keyframe_wanted: Vec::new(),
             stats: RouterStats::default(),
             now: Instant::now(),
@@ -411,12 +422,43 @@ impl Router {
                 }
             }
         }
-        let mut keyframes = Vec::new();
-        for (key, ep) in self.endpoints.iter_mut().enumerate() {
-            let Some(ep) = ep else { continue };
-            if ep.next_timeout <= now && !std::mem::replace(&mut ep.queued, true) {
-                self.dirty.push(key);
+        // Endpoints whose deadline has come; a visit costs nothing for the others.
+        while let Some(&Reverse((at, key))) = self.deadlines.peek() {
+            if at > now {
+                break;
             }
+            self.deadlines.pop();
+            let Some(ep) = self.endpoints[key].as_mut() else {
+                continue;
+            };
+            if ep.scheduled != Some(at) {
+                continue;
+            }
+            if ep.next_timeout <= now {
+                ep.scheduled = None;
+                if !std::mem::replace(&mut ep.queued, true) {
+                    self.dirty.push(key);
+                }
+            } else {
+                // It moved later since: its entry follows it.
+                ep.scheduled = Some(ep.next_timeout);
+                self.deadlines.push(Reverse((ep.next_timeout, key)));
+            }
+        }
+        if self.deadlines.len() > 2 * self.endpoints.len() + 64 {
+            self.rebuild_deadlines();
+        }
+        if now >= self.housekeeping_at {
+            self.housekeeping_at = now + HOUSEKEEPING_EVERY;
+            self.housekeeping(now);
+        }
+        self.flush(now);
+    }
+
+    /// The conference-wide timers, at [`HOUSEKEEPING_EVERY`].
+    fn housekeeping(&mut self, now: Instant) {
+        let mut keyframes = Vec::new();
+        for ep in self.endpoints.iter_mut().flatten() {
             // A wanted layer switch keeps asking its sender for a key frame (rate limited).
             for (source, fwd) in &mut ep.video_in {
                 if let Some(layer) = fwd.forwarder.poll_keyframe_request(now) {
@@ -429,18 +471,32 @@ impl Router {
         }
         self.announce_speakers(now);
         self.announce_connectivity(now);
-        self.flush(now);
+    }
+
+    /// One current entry per endpoint: what the queue holds when superseded
+    /// entries pile up faster than their times come.
+    fn rebuild_deadlines(&mut self) {
+        self.deadlines.clear();
+        for (key, ep) in self.endpoints.iter_mut().enumerate() {
+            let Some(ep) = ep else { continue };
+            ep.scheduled = Some(ep.next_timeout);
+            self.deadlines.push(Reverse((ep.next_timeout, key)));
+        }
     }
 
     /// The next time [`handle_timeout`](Self::handle_timeout) has work.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
-        self.endpoints
-            .iter()
-            .flatten()
-            .map(|e| e.next_timeout)
-            .min()
-            .unwrap_or(now + MAX_SLEEP)
-            .min(now + MAX_SLEEP)
+        let endpoints = self
+            .deadlines
+            .peek()
+            .map_or(now + MAX_SLEEP, |Reverse((at, _))| *at);
+        // An idle router sleeps its longest.
+        let housekeeping = if self.by_id.is_empty() {
+            now + MAX_SLEEP
+        } else {
+            self.housekeeping_at
+        };
+        endpoints.min(housekeeping).min(now + MAX_SLEEP)
     }
 
     /// Routes taken or given up since the last call, oldest first.
@@ -552,6 +608,10 @@ impl Router {
             }
         };
         ep.next_timeout = next;
+        if ep.scheduled.is_none_or(|at| next < at) {
+            ep.scheduled = Some(next);
+            self.deadlines.push(Reverse((next, key)));
+        }
         for (conference, source, layer) in std::mem::take(&mut self.keyframe_wanted) {
             self.request_keyframe(&conference, source, layer);
         }
