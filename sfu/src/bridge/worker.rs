@@ -178,7 +178,7 @@ impl Running {
                 router.handle_datagram(Instant::now(), from, data);
                 batch.push(received);
             });
-            // Timers only when one is due: a pass visits every endpoint.
+            // Timers only when one is due.
             let now = Instant::now();
             if self.router.poll_timeout(now) <= now {
                 self.router.handle_timeout(now);
