@@ -154,8 +154,6 @@ fn shuttle(
 struct Result {
     router_ns_per_packet: f64,
     allocations_per_packet: f64,
-    /// Filled in by `main`, against the floor of the same run.
-    ratio: f64,
 }
 
 /// `rooms` rooms of `size`, the first `senders` of each sending `rounds` packets.
@@ -281,7 +279,6 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
     Result {
         router_ns_per_packet: busy.as_nanos() as f64 / forwarded as f64,
         allocations_per_packet: allocations as f64 / forwarded as f64,
-        ratio: 0.0,
     }
 }
 
@@ -456,17 +453,15 @@ fn main() {
     // Floor and scenarios alternate within each run, so that drift in this
     // machine's speed hits both sides of each ratio alike.
     let mut floors = Vec::new();
-    let mut results: Vec<Vec<Result>> = scenarios.iter().map(|_| Vec::new()).collect();
+    // Each run's result with its ratio to that run's floor.
+    let mut results: Vec<Vec<(Result, f64)>> = scenarios.iter().map(|_| Vec::new()).collect();
     for _ in 0..RUNS {
         let f = floor(20_000, payload);
         for (i, (_, rooms, size, senders)) in scenarios.iter().enumerate() {
             let r = scenario(*rooms, *size, *senders, 400, payload);
             let floor_pp = f.ingress_ns / (size - 1) as f64 + f.egress_ns;
-            results[i].push(Result {
-                router_ns_per_packet: r.router_ns_per_packet,
-                allocations_per_packet: r.allocations_per_packet,
-                ratio: r.router_ns_per_packet / floor_pp,
-            });
+            let ratio = r.router_ns_per_packet / floor_pp;
+            results[i].push((r, ratio));
         }
         floors.push(f);
     }
@@ -489,9 +484,9 @@ fn main() {
         );
     }
     for ((name, ..), runs) in scenarios.iter().zip(results) {
-        let ns = median(runs.iter().map(|r| r.router_ns_per_packet).collect());
-        let ratio = median(runs.iter().map(|r| r.ratio).collect());
-        let allocations = median(runs.iter().map(|r| r.allocations_per_packet).collect());
+        let ns = median(runs.iter().map(|(r, _)| r.router_ns_per_packet).collect());
+        let ratio = median(runs.iter().map(|(_, ratio)| *ratio).collect());
+        let allocations = median(runs.iter().map(|(r, _)| r.allocations_per_packet).collect());
         println!(
             "{name}: {ns:.0} ns per forwarded packet ({:.0} packets/s per core), {ratio:.2}x the floor; \
              {allocations:.1} heap allocations",

@@ -103,6 +103,8 @@ impl Bridge {
     pub fn start(config: BridgeConfig) -> io::Result<Bridge> {
         let cert = Certificate::generate().map_err(io::Error::other)?;
         let socket = UdpSocket::bind(config.bind)?;
+        // Workers read it without waiting; they sleep in epoll instead.
+        socket.set_nonblocking(true)?;
         let bound = socket.local_addr()?;
         // Best effort: the kernel caps it at net.core.rmem_max / wmem_max.
         let sock = socket2::SockRef::from(&socket);

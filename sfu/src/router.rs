@@ -436,9 +436,7 @@ impl Router {
             }
             if ep.next_timeout <= now {
                 ep.scheduled = None;
-                if !std::mem::replace(&mut ep.queued, true) {
-                    self.dirty.push(key);
-                }
+                enlist(&mut self.dirty, key, ep);
             } else {
                 // It moved later since: its entry follows it.
                 ep.scheduled = Some(ep.next_timeout);
@@ -518,10 +516,8 @@ impl Router {
 
     /// Lists `key` for the next flush, once however often it is marked.
     fn mark_dirty(&mut self, key: Key) {
-        if let Some(ep) = self.endpoints[key].as_mut()
-            && !std::mem::replace(&mut ep.queued, true)
-        {
-            self.dirty.push(key);
+        if let Some(ep) = self.endpoints[key].as_mut() {
+            enlist(&mut self.dirty, key, ep);
         }
     }
 
@@ -690,9 +686,7 @@ impl Router {
             };
             if wrote {
                 self.stats.packets_forwarded += 1;
-                if !std::mem::replace(&mut receiver.queued, true) {
-                    self.dirty.push(to);
-                }
+                enlist(&mut self.dirty, to, receiver);
             }
         }
         if let Some(slot) = self.conferences.get_mut(&conference) {
@@ -735,11 +729,16 @@ impl Router {
                     .retain(|_, t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL);
                 ep.keyframes_asked.insert(ssrc, now);
                 self.stats.keyframe_requests += 1;
-                if !std::mem::replace(&mut ep.queued, true) {
-                    self.dirty.push(key);
-                }
+                enlist(&mut self.dirty, key, ep);
             }
         }
+    }
+}
+
+/// Lists `key` (whose endpoint is `ep`) for the next flush, unless it is listed.
+fn enlist(dirty: &mut Vec<Key>, key: Key, ep: &mut Endpoint) {
+    if !std::mem::replace(&mut ep.queued, true) {
+        dirty.push(key);
     }
 }
 

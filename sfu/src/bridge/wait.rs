@@ -135,6 +135,15 @@ mod tests {
         (socket, waker, sleeper)
     }
 
+    /// Wakes `waker` from another thread after `after`.
+    fn wake_in(waker: &Arc<Waker>, after: Duration) -> std::thread::JoinHandle<()> {
+        let waker = waker.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            waker.wake();
+        })
+    }
+
     #[test]
     fn the_deadline_ends_the_sleep() {
         let (_socket, waker, mut sleeper) = setup();
@@ -156,12 +165,8 @@ mod tests {
     #[test]
     fn a_wake_from_another_thread_ends_the_sleep_and_work_found_first_skips_it() {
         let (_socket, waker, mut sleeper) = setup();
-        let other = waker.clone();
         let t0 = Instant::now();
-        let thread = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(10));
-            other.wake();
-        });
+        let thread = wake_in(&waker, Duration::from_millis(10));
         sleeper.sleep(&waker, t0 + Duration::from_secs(5), || false);
         assert!(t0.elapsed() < Duration::from_secs(5));
         thread.join().unwrap();
@@ -179,11 +184,7 @@ mod tests {
     fn an_earlier_deadline_shortens_a_timer_set_for_later() {
         let (_socket, waker, mut sleeper) = setup();
         // A sleep with a far deadline, ended by a wake: the timer stays set.
-        let other = waker.clone();
-        let thread = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(10));
-            other.wake();
-        });
+        let thread = wake_in(&waker, Duration::from_millis(10));
         sleeper.sleep(&waker, Instant::now() + Duration::from_secs(30), || false);
         thread.join().unwrap();
         let t0 = Instant::now();

@@ -68,7 +68,6 @@ impl Worker {
         routes: mpsc::Receiver<(usize, RouteChange)>,
         router: Router,
     ) -> io::Result<Worker> {
-        // Sending makes the shared socket non-blocking, which reading wants too.
         let sender = BatchSender::new(port.socket.try_clone()?)?;
         let sleeper = Sleeper::new(&port.socket, &port.lanes[index].waker)?;
         let (commands, rx) = mpsc::channel();
