@@ -80,16 +80,23 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
       (window.remote[id] ??= {})[t.getType()] = el;
       note('TRACK_ADDED', id + ' ' + t.getType());
     });
-    // As the web app does. The 2021 client takes start-muted from the focus and
-    // mutes the tracks there are when it arrives; the current one decides from its
-    // own config (startAudioMuted: n) and leaves the muting to the app.
+    // As the web app does: when the policy arrives, the app mutes the tracks it
+    // has, and tracks made later start muted (the policy may come first). The 2021
+    // client takes the policy from the focus; the current one decides from its own
+    // config (startAudioMuted: n).
     const startMuted = (t) => (t.getType() === 'audio' ? window.startMutedPolicy().audio : window.startMutedPolicy().video);
+    const applyStartMuted = async () => {
+      for (const t of window.localTracks ?? []) if (startMuted(t) && !t.isMuted()) await t.mute();
+    };
     if (F.STARTED_MUTED) {
-      conference.on(F.STARTED_MUTED, () => note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted()));
+      conference.on(F.STARTED_MUTED, async () => {
+        note('STARTED_MUTED', conference.isStartAudioMuted() + ' ' + conference.isStartVideoMuted());
+        await applyStartMuted();
+      });
     } else {
       conference.on(F.START_MUTED_POLICY_CHANGED, async (p) => {
         note('STARTED_MUTED', p.audio + ' ' + p.video);
-        for (const t of window.localTracks ?? []) if (startMuted(t)) await t.mute();
+        await applyStartMuted();
       });
     }
     if (media) {
@@ -108,9 +115,11 @@ window.start = ({ serviceUrl, room, media = false, conferenceOptions = {} }) => 
   });
   connection.connect();
 };
-window.startMutedPolicy = () => (window.conference.getStartMutedPolicy
-  ? window.conference.getStartMutedPolicy()
-  : { audio: window.conference.isStartAudioMuted(), video: window.conference.isStartVideoMuted() });
+// What this participant was told to start with: from the focus in the 2021 client
+// (its getStartMutedPolicy is the one a moderator sets, not the one received).
+window.startMutedPolicy = () => (JitsiMeetJS.events.conference.STARTED_MUTED
+  ? { audio: window.conference.isStartAudioMuted(), video: window.conference.isStartVideoMuted() }
+  : window.conference.getStartMutedPolicy());
 // What arrives from the bridge, per inbound RTP stream (Chromium's getStats()).
 window.inbound = async () => {
   const pc = window.conference?.jvbJingleSession?.peerconnection?.peerconnection;
