@@ -1,14 +1,18 @@
-//! Forwarding cost of the bridge's core, in memory (no sockets): the router's
-//! time per forwarded packet for many 1:1 rooms and for one 20-person room,
-//! next to a floor measured in the same run: what str0m alone spends to take
-//! one packet in (SRTP unprotect, shared by the receivers) and send one out
-//! (SRTP protect), without any routing. Syscalls are excluded from both.
-//! Heap allocations in the timed parts are counted too (this thread's only).
+//! Forwarding cost of the bridge: per forwarded packet, the router's time
+//! (in memory) and its batched sends (real system calls to a loopback socket
+//! per peer), for many 1:1 rooms and for one 20-person room. Next to it, the
+//! floor measured in the same run, as the design defines it: SRTP protect,
+//! the packet's share of one unprotect (its sender's packet is unprotected
+//! once for all receivers) and a batched send of the forwarded packets alone.
+//! Also str0m alone between two peers (taking a packet in, sending one out, no
+//! system calls), the stack the router is built on. Heap allocations in the
+//! timed parts are counted too (this thread's only).
 //!
-//! `cargo bench -p sfu --bench forward`
+//! `cargo bench -p sfu --bench forward` (`-- 1:1` runs only the scenarios
+//! whose name contains `1:1`, for profiling one).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +24,7 @@ use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
+use udp_batch::BatchSender;
 
 const BRIDGE: &str = "10.9.9.9:10000";
 /// Datagrams a worker handles before sending what they caused (its socket
@@ -28,6 +33,8 @@ const BURST: usize = 16;
 
 struct Peer {
     rtc: Rtc,
+    /// Where the bridge's datagrams for this peer are really sent (and dropped).
+    sink: UdpSocket,
     addr: SocketAddr,
     ssrc: u32,
     seq: u64,
@@ -53,7 +60,10 @@ fn rtc(now: Instant) -> Rtc {
     config.build(now)
 }
 
-fn peer(now: Instant, router: &mut Router, room: &str, index: usize, addr: SocketAddr) -> Peer {
+fn peer(now: Instant, router: &mut Router, room: &str, index: usize) -> Peer {
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_nonblocking(true).unwrap();
+    let addr = sink.local_addr().unwrap();
     let name = format!("p{index}");
     let local = router.create_endpoint(now, room, &name).unwrap();
     let mut rtc = rtc(now);
@@ -94,6 +104,7 @@ fn peer(now: Instant, router: &mut Router, room: &str, index: usize, addr: Socke
         .unwrap();
     Peer {
         rtc,
+        sink,
         addr,
         ssrc,
         seq: 0,
@@ -151,12 +162,16 @@ fn shuttle(
     }
 }
 
+/// Per forwarded packet, in nanoseconds unless named otherwise.
 struct Result {
-    router_ns_per_packet: f64,
-    allocations_per_packet: f64,
+    router_ns: f64,
+    /// The bridge's batched sends of everything the router gave it.
+    send_ns: f64,
+    /// The same sender sending the forwarded packets alone: the floor's send.
+    floor_send_ns: f64,
+    allocations: f64,
 }
 
-/// `rooms` rooms of `size`, the first `senders` of each sending `rounds` packets.
 /// A router with `rooms` rooms of `size` connected peers, and the time reached.
 fn connected(
     rooms: usize,
@@ -164,15 +179,16 @@ fn connected(
 ) -> (Router, Vec<Peer>, HashMap<SocketAddr, usize>, Instant) {
     let start = Instant::now();
     let mut router = Router::new(Certificate::generate().unwrap(), BRIDGE.parse().unwrap());
+    // The hold waits for browsers to apply a source-add; the peers here take
+    // every packet at once, and held packets would be timed but not forwarded.
+    router.set_audio_hold(Duration::ZERO);
     let mut peers = Vec::new();
     let mut by_addr = HashMap::new();
     for r in 0..rooms {
         for i in 0..size {
-            let addr: SocketAddr = format!("10.0.{}.{}:{}", r / 200, 1 + r % 200, 20000 + i)
-                .parse()
-                .unwrap();
-            by_addr.insert(addr, peers.len());
-            peers.push(peer(start, &mut router, &format!("room{r}"), i, addr));
+            let peer = peer(start, &mut router, &format!("room{r}"), i);
+            by_addr.insert(peer.addr, peers.len());
+            peers.push(peer);
         }
     }
     let mut now = start;
@@ -204,15 +220,25 @@ fn timer_upkeep(rooms: usize) -> f64 {
     busy.as_secs_f64()
 }
 
+/// `rooms` rooms of `size`, the first `senders` of each sending `rounds` packets.
 fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: usize) -> Result {
     let (mut router, mut peers, by_addr, mut now) = connected(rooms, size);
     let bridge: SocketAddr = BRIDGE.parse().unwrap();
+    let socket = || UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut sender, mut floor_sender) = (
+        BatchSender::new(socket()).unwrap(),
+        BatchSender::new(socket()).unwrap(),
+    );
     let data = vec![0x5Au8; payload];
     let before = router.stats().packets_forwarded;
-    let mut busy = Duration::ZERO;
+    let (mut routing, mut sending, mut floor_sending) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut allocations = 0;
     let mut wire = Vec::new();
     let mut out = Vec::with_capacity(256);
+    // Where each burst's output ends in `out`.
+    let mut ends = Vec::with_capacity(64);
+    let mut sunk = [0u8; 2048];
     for round in 0..rounds {
         now += Duration::from_millis(20);
         // Senders produce their packets (not timed).
@@ -244,24 +270,45 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
             }
         }
         // The bridge's work, as a worker does it: a burst of datagrams in,
-        // then what they caused out.
-        let t0 = Instant::now();
-        let counted = allocation_counter::measure(|| {
+        // what they caused out, then one batched send.
+        ends.clear();
+        allocations += allocation_counter::measure(|| {
             for burst in wire.chunks(BURST) {
+                let t0 = Instant::now();
                 for (src, d) in burst {
                     router.handle_datagram(now, *src, d);
                 }
+                let first = out.len();
                 while let Some(d) = router.poll_transmit() {
                     out.push(d);
                 }
+                let t1 = Instant::now();
+                for d in &out[first..] {
+                    sender.push(&d.contents, d.destination);
+                }
+                sender.flush();
+                routing += t1 - t0;
+                sending += t1.elapsed();
+                ends.push(out.len());
             }
-        });
-        busy += t0.elapsed();
-        allocations += counted.count_total;
+        })
+        .count_total;
+        // The floor's send: the forwarded packets alone, in the same bursts.
+        let t0 = Instant::now();
+        let mut start = 0;
+        for &end in &ends {
+            for d in out[start..end].iter().filter(|d| is_rtp(&d.contents)) {
+                floor_sender.push(&d.contents, d.destination);
+            }
+            floor_sender.flush();
+            start = end;
+        }
+        floor_sending += t0.elapsed();
         // Receivers take theirs (not timed), which keeps feedback flowing.
         for d in out.drain(..) {
             if let Some(&i) = by_addr.get(&d.destination) {
                 let p = &mut peers[i];
+                while p.sink.recv(&mut sunk).is_ok() {}
                 let r = Receive::new(Protocol::Udp, bridge, p.addr, &d.contents).unwrap();
                 let _ = p.rtc.handle_input(Input::Receive(now, r));
                 while let Ok(out) = p.rtc.poll_output() {
@@ -274,16 +321,27 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
             }
         }
     }
-    let forwarded = router.stats().packets_forwarded - before;
-    assert!(forwarded > 0, "packets were forwarded");
+    let forwarded = (router.stats().packets_forwarded - before) as f64;
+    assert!(forwarded > 0.0, "packets were forwarded");
     Result {
-        router_ns_per_packet: busy.as_nanos() as f64 / forwarded as f64,
-        allocations_per_packet: allocations as f64 / forwarded as f64,
+        router_ns: routing.as_nanos() as f64 / forwarded,
+        send_ns: sending.as_nanos() as f64 / forwarded,
+        floor_send_ns: floor_sending.as_nanos() as f64 / forwarded,
+        allocations: allocations as f64 / forwarded,
     }
 }
 
-/// str0m alone between two peers, per packet.
+/// An RTP packet, not RTCP (RFC 5761 §4) or STUN.
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() > 12 && datagram[0] >> 6 == 2 && !(192..=223).contains(&datagram[1])
+}
+
+/// The parts of the floor measured without a router, per packet.
 struct Floor {
+    /// SRTP's AEAD alone.
+    protect_ns: f64,
+    unprotect_ns: f64,
+    /// str0m alone between two peers.
     ingress_ns: f64,
     egress_ns: f64,
     ingress_allocations: f64,
@@ -397,12 +455,55 @@ fn floor(rounds: usize, payload: usize) -> Floor {
         ingress += t1.elapsed();
     }
     let per_round = |x: u64| x as f64 / rounds as f64;
+    let (protect_ns, unprotect_ns) = srtp(rounds, payload);
     Floor {
+        protect_ns,
+        unprotect_ns,
         ingress_ns: ingress.as_nanos() as f64 / rounds as f64,
         egress_ns: egress.as_nanos() as f64 / rounds as f64,
         ingress_allocations: per_round(in_allocations),
         egress_allocations: per_round(out_allocations),
     }
+}
+
+/// SRTP's share of forwarding: sealing an RTP packet (the header
+/// authenticated, the payload encrypted) and opening one, with AES-256-GCM
+/// (what browsers and str0m negotiate with the bridge), in ns per packet.
+fn srtp(rounds: usize, payload: usize) -> (f64, f64) {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).unwrap());
+    // An RTP header with the audio level and transport-wide sequence extensions.
+    let header = [
+        0x90u8, 111, 0, 1, 0, 0, 3, 192, 0, 0, 3, 232, 0xBE, 0xDE, 0, 2, 0x10, 0x7F, 0x51, 0, 1, 0,
+        0, 0,
+    ];
+    let nonce = |i: usize| {
+        let mut n = [0u8; 12];
+        n[4..12].copy_from_slice(&(i as u64).to_be_bytes());
+        Nonce::assume_unique_for_key(n)
+    };
+    let source = vec![0x5Au8; payload];
+    let mut packet = Vec::with_capacity(payload + 16);
+    let t0 = Instant::now();
+    for i in 0..rounds {
+        packet.clear();
+        packet.extend_from_slice(&source);
+        key.seal_in_place_append_tag(nonce(i), Aad::from(&header), &mut packet)
+            .unwrap();
+    }
+    let protect = t0.elapsed();
+    let sealed = packet.clone();
+    let last = rounds - 1;
+    let t1 = Instant::now();
+    for _ in 0..rounds {
+        packet.clear();
+        packet.extend_from_slice(&sealed);
+        key.open_in_place(nonce(last), Aad::from(&header), &mut packet)
+            .unwrap();
+    }
+    let unprotect = t1.elapsed();
+    let per = |d: Duration| d.as_nanos() as f64 / rounds as f64;
+    (per(protect), per(unprotect))
 }
 
 /// One direction of datagrams.
@@ -446,51 +547,88 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn main() {
     const RUNS: usize = 5;
     let payload = 160;
-    let scenarios = [
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let scenarios: Vec<_> = [
         ("50 1:1 rooms", 50, 2, 2),
         ("one 20-person room, 10 senders", 1, 20, 10),
-    ];
+    ]
+    .into_iter()
+    .filter(|(name, ..)| filter.as_ref().is_none_or(|f| name.contains(f.as_str())))
+    .collect();
     // Floor and scenarios alternate within each run, so that drift in this
     // machine's speed hits both sides of each ratio alike.
     let mut floors = Vec::new();
-    // Each run's result with its ratio to that run's floor.
-    let mut results: Vec<Vec<(Result, f64)>> = scenarios.iter().map(|_| Vec::new()).collect();
+    let mut results: Vec<Vec<Run>> = scenarios.iter().map(|_| Vec::new()).collect();
     for _ in 0..RUNS {
         let f = floor(20_000, payload);
         for (i, (_, rooms, size, senders)) in scenarios.iter().enumerate() {
             let r = scenario(*rooms, *size, *senders, 400, payload);
-            let floor_pp = f.ingress_ns / (size - 1) as f64 + f.egress_ns;
-            let ratio = r.router_ns_per_packet / floor_pp;
-            results[i].push((r, ratio));
+            // One received packet is unprotected once for its `size - 1` receivers.
+            let share = (size - 1) as f64;
+            let floor = f.protect_ns + f.unprotect_ns / share + r.floor_send_ns;
+            let str0m = f.egress_ns + f.ingress_ns / share;
+            results[i].push(Run {
+                total: r.router_ns + r.send_ns,
+                ratio: (r.router_ns + r.send_ns) / floor,
+                floor,
+                str0m_ratio: r.router_ns / str0m,
+                result: r,
+            });
         }
         floors.push(f);
     }
+    let med = |xs: &[Floor], f: fn(&Floor) -> f64| median(xs.iter().map(f).collect());
     println!(
-        "floor (str0m alone, {payload} B payload, median of {RUNS}): ingress {:.0} ns, egress {:.0} ns per packet; \
+        "floor parts ({payload} B payload, median of {RUNS}): SRTP (AES-256-GCM) protect {:.0} ns, \
+         unprotect {:.0} ns; str0m alone, no system calls: in {:.0} ns, out {:.0} ns per packet, \
          {:.1} and {:.1} heap allocations",
-        median(floors.iter().map(|f| f.ingress_ns).collect()),
-        median(floors.iter().map(|f| f.egress_ns).collect()),
-        median(floors.iter().map(|f| f.ingress_allocations).collect()),
-        median(floors.iter().map(|f| f.egress_allocations).collect()),
+        med(&floors, |f| f.protect_ns),
+        med(&floors, |f| f.unprotect_ns),
+        med(&floors, |f| f.ingress_ns),
+        med(&floors, |f| f.egress_ns),
+        med(&floors, |f| f.ingress_allocations),
+        med(&floors, |f| f.egress_allocations),
     );
-    println!(
-        "endpoint setup: {:.0} µs per create_endpoint (median of 200)",
-        endpoint_setup(200)
-    );
-    for rooms in [50, 500] {
+    if filter.is_none() {
         println!(
-            "timers of {rooms} quiet 1:1 rooms: {:.1} % of a core",
-            100.0 * timer_upkeep(rooms)
+            "endpoint setup: {:.0} µs per create_endpoint (median of 200)",
+            endpoint_setup(200)
         );
+        for rooms in [50, 500] {
+            println!(
+                "timers of {rooms} quiet 1:1 rooms: {:.1} % of a core",
+                100.0 * timer_upkeep(rooms)
+            );
+        }
     }
     for ((name, ..), runs) in scenarios.iter().zip(results) {
-        let ns = median(runs.iter().map(|(r, _)| r.router_ns_per_packet).collect());
-        let ratio = median(runs.iter().map(|(_, ratio)| *ratio).collect());
-        let allocations = median(runs.iter().map(|(r, _)| r.allocations_per_packet).collect());
+        let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let total = med(|r| r.total);
         println!(
-            "{name}: {ns:.0} ns per forwarded packet ({:.0} packets/s per core), {ratio:.2}x the floor; \
-             {allocations:.1} heap allocations",
-            1e9 / ns
+            "{name}: {total:.0} ns per forwarded packet, router {:.0} + batched send {:.0} \
+             ({:.0} packets/s per core; router alone {:.0}); {:.2}x the floor of {:.0} ns \
+             (SRTP + send {:.0}); router {:.2}x str0m alone; {:.1} heap allocations",
+            med(|r| r.result.router_ns),
+            med(|r| r.result.send_ns),
+            1e9 / total,
+            1e9 / med(|r| r.result.router_ns),
+            med(|r| r.ratio),
+            med(|r| r.floor),
+            med(|r| r.result.floor_send_ns),
+            med(|r| r.str0m_ratio),
+            med(|r| r.result.allocations),
         );
     }
+}
+
+/// One run of a scenario with what it is compared against.
+struct Run {
+    result: Result,
+    /// Router and sends, ns per forwarded packet.
+    total: f64,
+    /// The floor of that run, ns per forwarded packet, and `total` over it.
+    floor: f64,
+    ratio: f64,
+    /// The router's time over str0m alone taking the packet in and out.
+    str0m_ratio: f64,
 }
