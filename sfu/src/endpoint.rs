@@ -94,6 +94,8 @@ pub(crate) struct Endpoint {
     pub last_n: i32,
     /// The forwarded set last told to it (and in which dialect), so only changes are sent.
     pub forwarded: Option<(Dialect, Vec<String>)>,
+    /// Source addresses the router learned for it (see `MAX_ADDRESSES` in the router).
+    pub addresses: usize,
     /// When a datagram from it last arrived, and whether any has.
     pub last_heard: Instant,
     pub heard_any: bool,
@@ -187,6 +189,7 @@ impl Endpoint {
             constraints: None,
             last_n: -1,
             forwarded: None,
+            addresses: 0,
             last_heard: now,
             queued: false,
             heard_any: false,

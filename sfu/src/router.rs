@@ -42,6 +42,12 @@ const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
 /// How often the conference-wide timers run: speaker decisions, endpoint
 /// connectivity, repeated key frame requests (all paced in hundreds of ms).
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(20);
+/// Source addresses one endpoint may make the bridge learn. A client brings a
+/// few candidates and a few network changes per call; each new address is
+/// also a candidate in the endpoint's ICE agent, so a participant holding its
+/// credentials could otherwise grow both without end (one machine has 64k
+/// ports). A binding request from one more address is dropped unanswered.
+const MAX_ADDRESSES: usize = 32;
 /// Bound on timeout passes for one endpoint at one instant.
 const MAX_PASSES: usize = 64;
 
@@ -393,9 +399,16 @@ impl Router {
                 self.stats.rejected += 1;
                 return;
             }
-            if !self.demux.is_learned(source) && self.demux.learn(source, key) {
-                self.routes
-                    .push_back(RouteChange::Claimed(Claim::Addr(source)));
+            if !self.demux.is_learned(source) {
+                if ep.addresses >= MAX_ADDRESSES {
+                    self.stats.rejected += 1;
+                    return;
+                }
+                if self.demux.learn(source, key) {
+                    ep.addresses += 1;
+                    self.routes
+                        .push_back(RouteChange::Claimed(Claim::Addr(source)));
+                }
             }
         }
         if ep.rtc.handle_input(input).is_err() {

@@ -273,6 +273,102 @@ fn garbage_forgeries_and_floods_are_dropped_while_media_flows() {
     );
 }
 
+/// A valid STUN binding request, as an ICE agent in the controlled role sends
+/// it (RFC 8445 §7.1.1): USERNAME `to:from`, PRIORITY, ICE-CONTROLLED,
+/// MESSAGE-INTEGRITY keyed with the receiver's password, FINGERPRINT.
+fn binding_request(to: &str, from: &str, pwd: &str, id: u32) -> Vec<u8> {
+    let username = format!("{to}:{from}");
+    let mut attrs = vec![0, 6];
+    attrs.extend((username.len() as u16).to_be_bytes());
+    attrs.extend(username.as_bytes());
+    attrs.resize(attrs.len().next_multiple_of(4), 0);
+    attrs.extend([0, 0x24, 0, 4]);
+    attrs.extend(1_853_817_087u32.to_be_bytes());
+    attrs.extend([0x80, 0x29, 0, 8]);
+    attrs.extend(7u64.to_be_bytes());
+    let mut m = vec![0, 1];
+    // The length covers MESSAGE-INTEGRITY while it is computed, then FINGERPRINT too.
+    m.extend(((attrs.len() + 24) as u16).to_be_bytes());
+    m.extend([0x21, 0x12, 0xA4, 0x42]);
+    m.extend([0; 8]);
+    m.extend(id.to_be_bytes());
+    m.extend(attrs);
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        pwd.as_bytes(),
+    );
+    let tag = aws_lc_rs::hmac::sign(&key, &m);
+    m.extend([0, 8, 0, 20]);
+    m.extend(tag.as_ref());
+    let length = (m.len() - 20 + 8) as u16;
+    m[2..4].copy_from_slice(&length.to_be_bytes());
+    let fingerprint = crc32(&m) ^ 0x5354_554E;
+    m.extend([0x80, 0x28, 0, 4]);
+    m.extend(fingerprint.to_be_bytes());
+    m
+}
+
+/// CRC-32 (ISO-HDLC), as STUN's FINGERPRINT uses it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_participant_cannot_make_the_bridge_learn_source_addresses_without_end() {
+    let bridge = bridge();
+    let (alice, local) = join_with(&bridge, "room", "alice", 1111, &[]);
+    let media = local.candidates[0].address;
+    let mut ps = vec![alice, join(&bridge, "room", "bob", 2222, &[])];
+    ps[1].expect(1111, MediaKind::Audio);
+    connect_all(&mut ps);
+    let alice_ufrag = ps[0].remote().ufrag;
+
+    // Alice's valid binding requests from 100 more source ports: each one
+    // the bridge accepts becomes a route and a candidate, and is answered.
+    let before = bridge.stats().unwrap().totals;
+    let ports: Vec<_> = (0..100)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, port) in ports.iter().enumerate() {
+        let request = binding_request(&local.ufrag, &alice_ufrag, &local.pwd, i as u32);
+        port.send_to(&request, media).unwrap();
+    }
+    for i in 0..50u32 {
+        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
+        poll_all(&mut ps, 5);
+    }
+    poll_all(&mut ps, 50);
+    let answered = ports
+        .iter()
+        .filter(|port| {
+            port.set_nonblocking(true).unwrap();
+            port.recv(&mut [0; 1500]).is_ok()
+        })
+        .count();
+    assert!(
+        (16..=32).contains(&answered),
+        "the bridge answers a bounded number of alice's new addresses: {answered} of 100"
+    );
+    let after = bridge.stats().unwrap().totals;
+    assert!(
+        after.rejected - before.rejected >= (100 - answered) as u64,
+        "the requests past the bound are counted as dropped: {after:?}"
+    );
+    let got = ps[1].payloads_from(1111);
+    let fresh = got.iter().filter(|p| p.starts_with(b"1111:")).count();
+    assert!(
+        fresh >= 45,
+        "bob got {fresh} of alice's 50 packets meanwhile"
+    );
+}
+
 #[test]
 fn a_receivers_nack_is_answered_with_a_retransmission() {
     let bridge = bridge();
