@@ -614,15 +614,21 @@ impl Conference {
             // Before the answer: the bridge learns the client's address from its checks.
             return Ok(());
         };
+        let mut merged = transport.clone();
         for c in update.candidates {
-            if !transport.candidates.contains(&c) {
-                transport.candidates.push(c);
+            if merged.candidates.len() > sfu::api::MAX_REMOTE_CANDIDATES {
+                break; // the bridge refuses these already
+            }
+            if !merged.candidates.contains(&c) {
+                merged.candidates.push(c);
             }
         }
-        let transport = transport.clone();
+        // Kept only once the bridge took them: it bounds how many one client may signal.
         self.bridge
-            .update_endpoint(&self.id, nick, Some(transport), None)
-            .map_err(|e| Box::new(bridge_error(e)))
+            .update_endpoint(&self.id, nick, Some(merged.clone()), None)
+            .map_err(|e| Box::new(bridge_error(e)))?;
+        *transport = merged;
+        Ok(())
     }
 
     /// The client ended its session; with `restart` it wants a new one.

@@ -64,6 +64,12 @@ pub enum Setup {
     Actpass,
 }
 
+/// Distinct candidates one endpoint's client may signal over the endpoint's
+/// life; an update past it is refused. A browser gathers a handful per network
+/// interface; without a bound, a client trickling ever new ones would grow its
+/// ICE agent without end.
+pub const MAX_REMOTE_CANDIDATES: usize = 64;
+
 /// The client's side, from its session-accept or transport-info.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteTransport {

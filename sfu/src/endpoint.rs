@@ -13,7 +13,9 @@ use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use crate::allocation::RateMeter;
-use crate::api::{ApiError, LocalTransport, RemoteTransport, Setup, TransportCandidate};
+use crate::api::{
+    ApiError, LocalTransport, MAX_REMOTE_CANDIDATES, RemoteTransport, Setup, TransportCandidate,
+};
 use crate::cert::{Certificate, parse_hex_colon};
 use crate::channel::{Dialect, VideoConstraints};
 use crate::clock::SenderClock;
@@ -96,6 +98,8 @@ pub(crate) struct Endpoint {
     pub forwarded: Option<(Dialect, Vec<String>)>,
     /// Source addresses the router learned for it (see `MAX_ADDRESSES` in the router).
     pub addresses: usize,
+    /// The candidates its client signalled.
+    remote_candidates: Vec<SocketAddr>,
     /// When a datagram from it last arrived, and whether any has.
     pub last_heard: Instant,
     pub heard_any: bool,
@@ -190,6 +194,7 @@ impl Endpoint {
             last_n: -1,
             forwarded: None,
             addresses: 0,
+            remote_candidates: Vec::new(),
             last_heard: now,
             queued: false,
             heard_any: false,
@@ -235,6 +240,17 @@ impl Endpoint {
                 "unsupported fingerprint hash {hash}"
             )));
         }
+        let mut candidates = self.remote_candidates.clone();
+        for c in &remote.candidates {
+            if !candidates.contains(c) {
+                candidates.push(*c);
+            }
+            if candidates.len() > MAX_REMOTE_CANDIDATES {
+                return Err(ApiError::BadRequest(format!(
+                    "more than {MAX_REMOTE_CANDIDATES} candidates for one endpoint"
+                )));
+            }
+        }
         let mut api = self.rtc.direct_api();
         api.set_remote_ice_credentials(IceCreds {
             ufrag: remote.ufrag.clone(),
@@ -244,11 +260,12 @@ impl Endpoint {
             hash_func: hash,
             bytes,
         });
-        for c in &remote.candidates {
+        for c in &candidates[self.remote_candidates.len()..] {
             if let Ok(c) = Candidate::host(*c, "udp") {
                 self.rtc.add_remote_candidate(c);
             }
         }
+        self.remote_candidates = candidates;
         if !self.connected_transport {
             // The answer's setup says who starts DTLS; actpass leaves it to us (client).
             let active = matches!(remote.setup, Setup::Passive);

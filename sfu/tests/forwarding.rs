@@ -370,6 +370,49 @@ fn a_participant_cannot_make_the_bridge_learn_source_addresses_without_end() {
 }
 
 #[test]
+fn a_client_signalling_candidates_without_end_is_refused_and_keeps_its_call() {
+    let bridge = bridge();
+    let mut ps = vec![
+        join(&bridge, "room", "alice", 1111, &[]),
+        join(&bridge, "room", "bob", 2222, &[]),
+    ];
+    ps[1].expect(1111, MediaKind::Audio);
+    connect_all(&mut ps);
+    let mut remote = ps[0].remote();
+    let trickled = |n: u16| -> Vec<std::net::SocketAddr> {
+        (0..n)
+            .map(|i| ([127, 42, 0, 1], 40000 + i).into())
+            .collect()
+    };
+    // A few trickled candidates (where nobody listens) are taken; the same
+    // ones again cost nothing.
+    remote.candidates = trickled(20);
+    bridge
+        .update_endpoint("room", "alice", Some(remote.clone()), None)
+        .unwrap();
+    bridge
+        .update_endpoint("room", "alice", Some(remote.clone()), None)
+        .unwrap();
+    remote.candidates = trickled(100);
+    let refused = bridge.update_endpoint("room", "alice", Some(remote), None);
+    assert!(
+        matches!(&refused, Err(sfu::api::ApiError::BadRequest(text)) if text.contains("candidates")),
+        "a hundred candidates for one endpoint are refused with a reason: {refused:?}"
+    );
+    for i in 0..50u32 {
+        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
+        poll_all(&mut ps, 5);
+    }
+    poll_all(&mut ps, 50);
+    let got = ps[1].payloads_from(1111);
+    let fresh = got.iter().filter(|p| p.starts_with(b"1111:")).count();
+    assert!(
+        fresh >= 45,
+        "bob got {fresh} of alice's 50 packets after the refusal"
+    );
+}
+
+#[test]
 fn a_receivers_nack_is_answered_with_a_retransmission() {
     let bridge = bridge();
     let mut ps = vec![
