@@ -23,6 +23,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::api::{ApiError, BridgeLoad, Colibri, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::latency::LatencyHistogram;
@@ -288,13 +290,23 @@ impl Bridge {
             .call(|r| Command::ChannelOpen(conference.into(), endpoint.into(), pwd.into(), tx, r))
     }
 
-    /// A message the endpoint sent on its channel (does not wait).
-    pub fn channel_message(&self, conference: &str, endpoint: &str, text: String) {
+    /// A message the endpoint sent on its channel (does not wait). `held` is
+    /// released once the worker has handled it: a reader that needs a permit
+    /// per message never has more than its permits queued at the worker, however
+    /// fast its client sends.
+    pub fn channel_message(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        text: String,
+        held: OwnedSemaphorePermit,
+    ) {
         if let Ok(w) = self.worker(conference) {
             let _ = w.send(Command::ChannelMessage(
                 conference.into(),
                 endpoint.into(),
                 text,
+                held,
             ));
         }
     }

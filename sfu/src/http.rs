@@ -22,6 +22,9 @@ use crate::channel::MAX_MESSAGE_BYTES;
 
 /// Outgoing messages queued per channel before the worker starts dropping.
 const QUEUE: usize = 256;
+/// Incoming messages of one channel waiting for its worker, at most: past
+/// this the reader waits, and TCP slows the client down.
+const IN_FLIGHT: usize = 64;
 /// The bridge pings every channel this often, as Videobridge does.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
@@ -147,6 +150,7 @@ async fn run(
         return;
     }
     let (mut sink, mut incoming) = socket.split();
+    let credit = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -160,7 +164,12 @@ async fn run(
                 None => break,
             },
             msg = incoming.next() => match msg {
-                Some(Ok(Message::Text(t))) => bridge.channel_message(&conference, &endpoint, t.as_str().to_owned()),
+                Some(Ok(Message::Text(t))) => {
+                    let Ok(held) = credit.clone().acquire_owned().await else {
+                        break;
+                    };
+                    bridge.channel_message(&conference, &endpoint, t.as_str().to_owned(), held);
+                }
                 Some(Ok(Message::Binary(_))) => {
                     let error = r#"{"colibriClass":"Error","error":"binary frames are not bridge-channel messages"}"#;
                     let _ = sink.send(Message::Text(error.into())).await;

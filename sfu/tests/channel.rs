@@ -200,3 +200,69 @@ async fn a_draining_bridge_keeps_its_conferences_and_refuses_new_ones() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_its_channel_does_not_stop_the_others() {
+    // One worker: the flooded one carries every conference here.
+    let bridge = Arc::new(
+        Bridge::start(BridgeConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let base = serve(bridge.clone()).await;
+    let b2 = bridge.clone();
+    let [a, b, c, d] = tokio::task::spawn_blocking(move || {
+        [
+            ("conf", "aaaa"),
+            ("conf", "bbbb"),
+            ("other", "cccc"),
+            ("other", "dddd"),
+        ]
+        .map(|(conf, ep)| b2.create_endpoint(conf, ep).unwrap())
+    })
+    .await
+    .unwrap();
+    let mut channels = Vec::new();
+    for e in [&a, &b, &c, &d] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{base}{}", e.channel_path))
+            .await
+            .unwrap();
+        assert_eq!(next_json(&mut ws).await["colibriClass"], "ServerHello");
+        channels.push(ws);
+    }
+    let [mut wa, mut wb, mut wc, mut wd] = <[Ws; 4]>::try_from(channels).ok().unwrap();
+
+    // aaaa sends as fast as its socket takes them; bbbb reads none of it.
+    let flood = tokio::spawn(async move {
+        let message = json!({"colibriClass":"EndpointMessage","to":"","msgPayload":{"spam":true}});
+        for _ in 0..20_000 {
+            wa.feed(Message::text(message.to_string())).await.unwrap();
+        }
+        wa.flush().await.unwrap();
+        wa
+    });
+    // Meanwhile the other conference talks and a newcomer joins it.
+    wd.send(Message::text(
+        json!({"colibriClass":"EndpointMessage","to":"cccc","msgPayload":{"hi":"c"}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut wc).await["msgPayload"], json!({"hi":"c"}));
+    let b3 = bridge.clone();
+    tokio::task::spawn_blocking(move || b3.create_endpoint("other", "eeee"))
+        .await
+        .unwrap()
+        .expect("a newcomer joins during the flood");
+
+    // Afterwards the flooder's channel still works both ways.
+    let mut wa = flood.await.unwrap();
+    wb.send(Message::text(
+        json!({"colibriClass":"EndpointMessage","to":"aaaa","msgPayload":{"after":1}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut wa).await["msgPayload"], json!({"after":1}));
+}

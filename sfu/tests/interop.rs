@@ -107,7 +107,10 @@ fn on_stage(
         r#"{{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"onStageSources":["{source}"],
         "defaultConstraints":{{"maxHeight":180}},"constraints":{{"{source}":{{"maxHeight":{height}}}}}}}"#
     );
-    bridge.channel_message(conference, receiver, text);
+    let held = std::sync::Arc::new(tokio::sync::Semaphore::new(1))
+        .try_acquire_owned()
+        .unwrap();
+    bridge.channel_message(conference, receiver, text, held);
 }
 
 /// Audio packets of `ssrc` that `p` got, as sent.

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::OwnedSemaphorePermit;
 use udp_batch::BatchSender;
 
 use super::port::{Intake, Port};
@@ -47,7 +48,8 @@ pub(super) enum Command {
     Stats(mpsc::SyncSender<(RouterStats, LatencyHistogram)>),
     ChannelCheck(String, String, String, Reply<()>),
     ChannelOpen(String, String, String, ChannelTx, Reply<()>),
-    ChannelMessage(String, String, String),
+    /// The permit goes back when the message has been handled.
+    ChannelMessage(String, String, String, OwnedSemaphorePermit),
     ChannelClosed(String, String, ChannelTx),
     Stop,
 }
@@ -249,7 +251,7 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
         Command::ChannelOpen(c, e, p, tx, r) => {
             let _ = r.send(router.channel_open(&c, &e, &p, tx));
         }
-        Command::ChannelMessage(c, e, text) => {
+        Command::ChannelMessage(c, e, text, _held) => {
             let _ = router.channel_message(&c, &e, &text);
         }
         Command::ChannelClosed(c, e, tx) => router.channel_closed(&c, &e, &tx),
