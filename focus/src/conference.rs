@@ -547,6 +547,14 @@ impl Conference {
                 return;
             }
             ClientJingle::SessionInfo(info) => {
+                if info.ice_restart {
+                    // Refusing is the newest client's signal to restart the
+                    // session instead (session-terminate, then a re-invite).
+                    let refusal = StanzaError::new(ErrorType::Cancel, "feature-not-implemented")
+                        .with_text("no in-place ICE restart here: restart the session");
+                    self.reply_error(iq, refusal);
+                    return;
+                }
                 self.out.push_back(with_from(iq_result(iq, None), iq));
                 if info.ice_failed {
                     self.terminated(now, nick, true);

@@ -328,6 +328,23 @@ fn jingle_for_an_unknown_session_and_a_restart_request() {
     let out = arrive(&mut c, now, presence("bob", false), AV);
     let sid = jingle_to(&out, "alice")[0].1.clone();
 
+    // The newest client asks for an in-place ICE restart first: the refusal
+    // tells it to restart the session instead, and the session stays.
+    let in_place = parse(&format!(
+        "<iq xmlns='jabber:client' type='set' id='r1' from='{ROOM}/alice' to='{FOCUS}'>\
+         <jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='{sid}'>\
+         <bridge-session xmlns='http://jitsi.org/protocol/focus' id='b' ice-restart='true'/></jingle></iq>"
+    ));
+    c.handle_iq(now, &in_place);
+    let out = drain(&mut c);
+    let reply = out.last().unwrap().to_xml();
+    assert!(
+        reply.contains("type=\"error\"") || reply.contains("type='error'"),
+        "{reply}"
+    );
+    assert!(reply.contains("feature-not-implemented"), "{reply}");
+    assert!(jingle_to(&out, "alice").is_empty(), "no re-invite for it");
+
     c.handle_iq(now, &accept("alice", "not-the-sid", 1111, 2222));
     let err = drain(&mut c).pop().unwrap().to_xml();
     assert!(
