@@ -26,7 +26,7 @@ use crate::endpoint::{Endpoint, VideoForward, rtx_of};
 use crate::rtp::Header;
 use crate::simulcast::{SimulcastForwarder, Verdict};
 use crate::speech::SpeechActivity;
-use forward::{subscribe, write_audio, write_video};
+use forward::subscribe;
 
 /// A sender is asked for a key frame of a stream at most this often, whoever
 /// asks (Videobridge's source-wide interval): a receiver whose decoder keeps
@@ -63,59 +63,6 @@ pub struct Datagram {
 pub enum RouteChange {
     Claimed(Claim),
     Released(Claim),
-}
-
-/// Counters of what happened to datagrams and packets.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RouterStats {
-    pub datagrams_in: u64,
-    /// Datagrams no endpoint claims (unknown address, unknown ufrag).
-    pub unroutable: u64,
-    /// Datagrams an endpoint's stack refused (bad STUN integrity, bad SRTP tag, garbage).
-    pub rejected: u64,
-    pub bytes_in: u64,
-    pub packets_forwarded: u64,
-    /// Key frame requests (PLI) the bridge sent to senders.
-    pub keyframe_requests: u64,
-    pub datagrams_out: u64,
-    pub bytes_out: u64,
-    /// NACKs receivers sent the bridge, and the packets they reported lost.
-    pub nacks_received: u64,
-    pub packets_lost_reported: u64,
-    /// Endpoints whose ICE connectivity failed (consent lost, never connected).
-    pub ice_failures: u64,
-    /// Media and RTCP not sent to endpoints that lost consent.
-    pub dropped_no_consent: u64,
-    /// Conferences and endpoints now.
-    pub conferences: usize,
-    pub endpoints: usize,
-    pub largest_conference: usize,
-    /// Since the start.
-    pub conferences_created: u64,
-    pub endpoints_created: u64,
-}
-
-impl RouterStats {
-    /// Adds another router's counters to these (gauges too, largest by max).
-    pub fn add(&mut self, o: &RouterStats) {
-        self.datagrams_in += o.datagrams_in;
-        self.unroutable += o.unroutable;
-        self.rejected += o.rejected;
-        self.bytes_in += o.bytes_in;
-        self.packets_forwarded += o.packets_forwarded;
-        self.keyframe_requests += o.keyframe_requests;
-        self.datagrams_out += o.datagrams_out;
-        self.bytes_out += o.bytes_out;
-        self.nacks_received += o.nacks_received;
-        self.packets_lost_reported += o.packets_lost_reported;
-        self.ice_failures += o.ice_failures;
-        self.dropped_no_consent += o.dropped_no_consent;
-        self.conferences += o.conferences;
-        self.endpoints += o.endpoints;
-        self.largest_conference = self.largest_conference.max(o.largest_conference);
-        self.conferences_created += o.conferences_created;
-        self.endpoints_created += o.endpoints_created;
-    }
 }
 
 type Key = usize;
@@ -632,120 +579,6 @@ impl Router {
         self.received.clear();
         next
     }
-
-    /// Sends one received packet to every other endpoint of its conference.
-    fn forward(&mut self, now: Instant, from: Key, p: &RtpPacket) {
-        let Some(sender) = self.endpoints[from].as_mut() else {
-            return;
-        };
-        let ssrc = *p.header.ssrc;
-        let is_audio = sender.audio_ssrcs.contains(&ssrc);
-        let video = sender.video_layer_of(ssrc);
-        if !is_audio && video.is_none() {
-            return;
-        }
-        if let Some((index, _, layer)) = video {
-            sender.video_rates[index][usize::from(layer)].add(now, p.payload.len());
-        }
-        if is_audio {
-            // RFC 6464 levels are -dBov; str0m hands them over negated.
-            let level = p
-                .header
-                .ext_vals
-                .audio_level
-                .map(|l| l.unsigned_abs().min(127));
-            if let (Some(level), Some(speech)) = (level, self.speech.get_mut(&sender.conference)) {
-                speech.handle_level(now, from, level);
-            }
-            // Silence costs a protect per receiver and says nothing: drop it early.
-            if !sender.silence.forward(now, level) {
-                return;
-            }
-        }
-        // When it was captured, as the sender reported: receivers' sender
-        // reports are made from it.
-        let rate = if is_audio { 48_000 } else { 90_000 };
-        let captured = sender
-            .clock
-            .capture(ssrc, p.header.timestamp, rate, p.timestamp);
-        // Parsed once for every receiver's descriptor patch.
-        let vp8 = if video.is_some() {
-            str0m::rtp::Vp8Descriptor::parse(&p.payload).ok()
-        } else {
-            None
-        };
-        // Member list and conference name are taken out for the loop and put
-        // back after it (moves, not copies), so a packet allocates nothing here.
-        let conference = std::mem::take(&mut sender.conference);
-        let members = self
-            .conferences
-            .get_mut(&conference)
-            .map(std::mem::take)
-            .unwrap_or_default();
-        for &to in &members {
-            if to == from {
-                continue;
-            }
-            // Nothing is written for a receiver that lost consent.
-            let Some(receiver) = self.endpoints[to].as_mut().filter(|r| r.consent) else {
-                continue;
-            };
-            let wrote = if is_audio {
-                write_audio(now, captured, receiver, p)
-            } else if let Some((_, source, layer)) = video {
-                write_video(now, captured, receiver, source, layer, p, vp8.as_ref())
-            } else {
-                false
-            };
-            if wrote {
-                self.stats.packets_forwarded += 1;
-                enlist(&mut self.dirty, to, receiver);
-            }
-        }
-        if let Some(slot) = self.conferences.get_mut(&conference) {
-            *slot = members;
-        }
-        if let Some(sender) = self.endpoints[from].as_mut() {
-            sender.conference = conference;
-        }
-    }
-
-    /// Sends a PLI for `layer` of `source` to the endpoint that owns it, unless
-    /// it was asked for that layer within [`SENDER_KEYFRAME_INTERVAL`].
-    fn request_keyframe(&mut self, conference: &str, source: u32, layer: u8) {
-        let now = self.now;
-        let Some(members) = self.conferences.get(conference) else {
-            return;
-        };
-        for &key in members {
-            let Some(ep) = self.endpoints[key].as_mut() else {
-                continue;
-            };
-            let Some(layers) = ep.video_layers.iter().find(|l| l[0] == source) else {
-                continue;
-            };
-            let Some(ssrc) = layers.get(usize::from(layer)).copied() else {
-                continue;
-            };
-            if ep
-                .keyframes_asked
-                .get(&ssrc)
-                .is_some_and(|t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL)
-            {
-                continue;
-            }
-            if let Some(rx) = ep.api().stream_rx(&Ssrc::from(ssrc)) {
-                rx.request_keyframe(KeyframeRequestKind::Pli);
-                // Only requests still inside the interval matter: the map
-                // holds no more than the sender's current layers.
-                ep.keyframes_asked
-                    .retain(|_, t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL);
-                ep.keyframes_asked.insert(ssrc, now);
-                self.stats.keyframe_requests += 1;
-                enlist(&mut self.dirty, key, ep);
-            }
-        }
-    }
 }
 
 /// Lists `key` (whose endpoint is `ep`) for the next flush, unless it is listed.
@@ -757,3 +590,6 @@ fn enlist(dirty: &mut Vec<Key>, key: Key, ep: &mut Endpoint) {
 
 mod channel;
 mod forward;
+mod stats;
+
+pub use stats::RouterStats;

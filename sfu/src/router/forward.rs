@@ -1,8 +1,125 @@
-//! Writing one received packet to a receiver's stream: audio as it came,
-//! video through the receiver's simulcast forwarder.
+//! A received packet's way to the others: the fan-out over a conference, and
+//! the write to each receiver's stream (audio as it came, video through the
+//! receiver's simulcast forwarder); key frame requests back to senders.
 
 use super::*;
 use str0m::rtp::Vp8Descriptor;
+
+impl Router {
+    /// Sends one received packet to every other endpoint of its conference.
+    pub(super) fn forward(&mut self, now: Instant, from: Key, p: &RtpPacket) {
+        let Some(sender) = self.endpoints[from].as_mut() else {
+            return;
+        };
+        let ssrc = *p.header.ssrc;
+        let is_audio = sender.audio_ssrcs.contains(&ssrc);
+        let video = sender.video_layer_of(ssrc);
+        if !is_audio && video.is_none() {
+            return;
+        }
+        if let Some((index, _, layer)) = video {
+            sender.video_rates[index][usize::from(layer)].add(now, p.payload.len());
+        }
+        if is_audio {
+            // RFC 6464 levels are -dBov; str0m hands them over negated.
+            let level = p
+                .header
+                .ext_vals
+                .audio_level
+                .map(|l| l.unsigned_abs().min(127));
+            if let (Some(level), Some(speech)) = (level, self.speech.get_mut(&sender.conference)) {
+                speech.handle_level(now, from, level);
+            }
+            // Silence costs a protect per receiver and says nothing: drop it early.
+            if !sender.silence.forward(now, level) {
+                return;
+            }
+        }
+        // When it was captured, as the sender reported: receivers' sender
+        // reports are made from it.
+        let rate = if is_audio { 48_000 } else { 90_000 };
+        let captured = sender
+            .clock
+            .capture(ssrc, p.header.timestamp, rate, p.timestamp);
+        // Parsed once for every receiver's descriptor patch.
+        let vp8 = if video.is_some() {
+            str0m::rtp::Vp8Descriptor::parse(&p.payload).ok()
+        } else {
+            None
+        };
+        // Member list and conference name are taken out for the loop and put
+        // back after it (moves, not copies), so a packet allocates nothing here.
+        let conference = std::mem::take(&mut sender.conference);
+        let members = self
+            .conferences
+            .get_mut(&conference)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for &to in &members {
+            if to == from {
+                continue;
+            }
+            // Nothing is written for a receiver that lost consent.
+            let Some(receiver) = self.endpoints[to].as_mut().filter(|r| r.consent) else {
+                continue;
+            };
+            let wrote = if is_audio {
+                write_audio(now, captured, receiver, p)
+            } else if let Some((_, source, layer)) = video {
+                write_video(now, captured, receiver, source, layer, p, vp8.as_ref())
+            } else {
+                false
+            };
+            if wrote {
+                self.stats.packets_forwarded += 1;
+                enlist(&mut self.dirty, to, receiver);
+            }
+        }
+        if let Some(slot) = self.conferences.get_mut(&conference) {
+            *slot = members;
+        }
+        if let Some(sender) = self.endpoints[from].as_mut() {
+            sender.conference = conference;
+        }
+    }
+
+    /// Sends a PLI for `layer` of `source` to the endpoint that owns it, unless
+    /// it was asked for that layer within [`SENDER_KEYFRAME_INTERVAL`].
+    pub(super) fn request_keyframe(&mut self, conference: &str, source: u32, layer: u8) {
+        let now = self.now;
+        let Some(members) = self.conferences.get(conference) else {
+            return;
+        };
+        for &key in members {
+            let Some(ep) = self.endpoints[key].as_mut() else {
+                continue;
+            };
+            let Some(layers) = ep.video_layers.iter().find(|l| l[0] == source) else {
+                continue;
+            };
+            let Some(ssrc) = layers.get(usize::from(layer)).copied() else {
+                continue;
+            };
+            if ep
+                .keyframes_asked
+                .get(&ssrc)
+                .is_some_and(|t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL)
+            {
+                continue;
+            }
+            if let Some(rx) = ep.api().stream_rx(&Ssrc::from(ssrc)) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                // Only requests still inside the interval matter: the map
+                // holds no more than the sender's current layers.
+                ep.keyframes_asked
+                    .retain(|_, t| now.saturating_duration_since(*t) < SENDER_KEYFRAME_INTERVAL);
+                ep.keyframes_asked.insert(ssrc, now);
+                self.stats.keyframe_requests += 1;
+                enlist(&mut self.dirty, key, ep);
+            }
+        }
+    }
+}
 
 /// Declares, on `receiver`, the streams of another endpoint's sources.
 pub(super) fn subscribe(

@@ -1,0 +1,54 @@
+//! What a router counts: datagrams and packets through it, and what it has.
+
+/// Counters of what happened to datagrams and packets.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RouterStats {
+    pub datagrams_in: u64,
+    /// Datagrams no endpoint claims (unknown address, unknown ufrag).
+    pub unroutable: u64,
+    /// Datagrams an endpoint's stack refused (bad STUN integrity, bad SRTP tag, garbage).
+    pub rejected: u64,
+    pub bytes_in: u64,
+    pub packets_forwarded: u64,
+    /// Key frame requests (PLI) the bridge sent to senders.
+    pub keyframe_requests: u64,
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    /// NACKs receivers sent the bridge, and the packets they reported lost.
+    pub nacks_received: u64,
+    pub packets_lost_reported: u64,
+    /// Endpoints whose ICE connectivity failed (consent lost, never connected).
+    pub ice_failures: u64,
+    /// Media and RTCP not sent to endpoints that lost consent.
+    pub dropped_no_consent: u64,
+    /// Conferences and endpoints now.
+    pub conferences: usize,
+    pub endpoints: usize,
+    pub largest_conference: usize,
+    /// Since the start.
+    pub conferences_created: u64,
+    pub endpoints_created: u64,
+}
+
+impl RouterStats {
+    /// Adds another router's counters to these (gauges too, largest by max).
+    pub fn add(&mut self, o: &RouterStats) {
+        self.datagrams_in += o.datagrams_in;
+        self.unroutable += o.unroutable;
+        self.rejected += o.rejected;
+        self.bytes_in += o.bytes_in;
+        self.packets_forwarded += o.packets_forwarded;
+        self.keyframe_requests += o.keyframe_requests;
+        self.datagrams_out += o.datagrams_out;
+        self.bytes_out += o.bytes_out;
+        self.nacks_received += o.nacks_received;
+        self.packets_lost_reported += o.packets_lost_reported;
+        self.ice_failures += o.ice_failures;
+        self.dropped_no_consent += o.dropped_no_consent;
+        self.conferences += o.conferences;
+        self.endpoints += o.endpoints;
+        self.largest_conference = self.largest_conference.max(o.largest_conference);
+        self.conferences_created += o.conferences_created;
+        self.endpoints_created += o.endpoints_created;
+    }
+}
