@@ -15,6 +15,7 @@
 
 mod port;
 mod wait;
+mod window;
 mod worker;
 
 use std::collections::HashMap;
@@ -30,8 +31,11 @@ use crate::cert::Certificate;
 use crate::latency::LatencyHistogram;
 use crate::router::{Router, RouterStats};
 use port::{INBOUND_CAP, Lane, Pool, Port, PortCounters};
+use window::{Sample, Window};
 pub use worker::ChannelTx;
 use worker::{Command, Worker};
+
+pub use window::Rates;
 
 /// Where the media port listens, what address it advertises, how many workers.
 #[derive(Debug, Clone)]
@@ -79,6 +83,10 @@ pub struct BridgeStats {
     pub worker_endpoints: Vec<usize>,
     /// From receive to the end of the resulting sends, every datagram since start.
     pub latency: LatencyHistogram,
+    /// Each worker's time awake since it started.
+    pub worker_busy: Vec<std::time::Duration>,
+    /// Per second, over the last window of at least 5 s.
+    pub rates: Rates,
 }
 
 /// Which worker hosts each conference.
@@ -98,6 +106,7 @@ pub struct Bridge {
     placement: Mutex<Placement>,
     port: Arc<Port>,
     draining: AtomicBool,
+    window: Window,
 }
 
 impl Bridge {
@@ -156,6 +165,7 @@ impl Bridge {
                 conferences: HashMap::new(),
                 endpoints: vec![0; workers.len()],
             }),
+            window: Window::new(std::time::Instant::now(), workers.len()),
             workers,
             port,
             draining: AtomicBool::new(false),
@@ -165,6 +175,11 @@ impl Bridge {
     /// The id in this bridge's channel URLs.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Where the bridge runs, when configured.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     /// The media socket's receive buffer as the kernel granted it (Linux
@@ -336,15 +351,25 @@ impl Bridge {
     pub fn stats(&self) -> Option<BridgeStats> {
         let mut out = BridgeStats::default();
         for w in &self.workers {
-            let (s, latency) = w.stats()?;
-            out.worker_endpoints.push(s.endpoints);
-            out.totals.add(&s);
-            out.latency.add(&latency);
+            let report = w.stats()?;
+            out.worker_endpoints.push(report.stats.endpoints);
+            out.totals.add(&report.stats);
+            out.latency.add(&report.latency);
+            out.worker_busy.push(report.busy);
         }
         let c = &self.port.counters;
         out.totals.datagrams_in = c.datagrams_in.load(Ordering::Relaxed);
         out.totals.unroutable += c.unroutable.load(Ordering::Relaxed);
         out.overload_drops = c.overload_drops.load(Ordering::Relaxed);
+        let t = &out.totals;
+        let sample = Sample {
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            packets_in: t.datagrams_in,
+            packets_out: t.datagrams_out,
+            busy: out.worker_busy.clone(),
+        };
+        out.rates = self.window.observe(std::time::Instant::now(), sample);
         Some(out)
     }
 }

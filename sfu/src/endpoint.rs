@@ -96,6 +96,8 @@ pub(crate) struct Endpoint {
     pub last_n: i32,
     /// The forwarded set last told to it (and in which dialect), so only changes are sent.
     pub forwarded: Option<(Dialect, Vec<String>)>,
+    /// Whether its ICE has connected at least once.
+    pub ever_connected: bool,
     /// Source addresses the router learned for it (see `MAX_ADDRESSES` in the router).
     pub addresses: usize,
     /// The candidates its client signalled.
@@ -193,6 +195,7 @@ impl Endpoint {
             constraints: None,
             last_n: -1,
             forwarded: None,
+            ever_connected: false,
             addresses: 0,
             remote_candidates: Vec::new(),
             last_heard: now,

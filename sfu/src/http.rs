@@ -47,16 +47,24 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
 /// `GET /colibri/stats`: what monitoring written for Videobridge reads.
 async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
     let draining = bridge.is_draining();
+    let region = bridge.region().map(str::to_owned);
     let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bridge.stats()).await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let s = &stats.totals;
-    axum::Json(serde_json::json!({
+    let r = &stats.rates;
+    let mut report = serde_json::json!({
+        "bit_rate_download": (r.bits_in / 1000.0).round() as u64,
+        "bit_rate_upload": (r.bits_out / 1000.0).round() as u64,
+        "packet_rate_download": r.packets_in.round() as u64,
+        "packet_rate_upload": r.packets_out.round() as u64,
+        "stress_level": (r.stress() * 1000.0).round() / 1000.0,
         "conferences": s.conferences,
         "participants": s.endpoints,
         "endpoints": s.endpoints,
         "largest_conference": s.largest_conference,
         "total_conferences_created": s.conferences_created,
+        "total_conferences_completed": s.conferences_created.saturating_sub(s.conferences as u64),
         "total_participants": s.endpoints_created,
         "total_packets_received": s.datagrams_in,
         "total_packets_sent": s.datagrams_out,
@@ -67,11 +75,17 @@ async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
         "total_bytes_sent": s.bytes_out,
         "total_nacks_received": s.nacks_received,
         "total_ice_failed": s.ice_failures,
+        "total_ice_succeeded": s.ice_succeeded,
         "drain": draining,
+        "healthy": true,
+        "version": env!("CARGO_PKG_VERSION"),
         "forwarding_latency_p50_us": stats.latency.quantile(0.5).as_micros() as u64,
         "forwarding_latency_p99_us": stats.latency.quantile(0.99).as_micros() as u64,
-    }))
-    .into_response()
+    });
+    if let Some(region) = region {
+        report["region"] = region.into();
+    }
+    axum::Json(report).into_response()
 }
 
 /// `POST /colibri/drain/enable` (Videobridge's REST API), from this host only.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 
 use crate::bridge::Bridge;
 use crate::latency::LatencyHistogram;
@@ -37,6 +37,7 @@ pub struct BridgeCollector {
     conferences: IntGauge,
     endpoints: IntGauge,
     worker_endpoints: IntGaugeVec,
+    worker_busy: CounterVec,
     draining: IntGauge,
     latency: Desc,
 }
@@ -79,6 +80,14 @@ impl BridgeCollector {
                 &["worker"],
             )
             .expect("valid metric"),
+            worker_busy: CounterVec::new(
+                opts(
+                    "worker_busy_seconds_total",
+                    "Time each media worker spent awake (its rate is the worker's load)",
+                ),
+                &["worker"],
+            )
+            .expect("valid metric"),
             draining: gauge("draining", "1 while the bridge takes no new conferences"),
             latency: Desc::new(
                 LATENCY_NAME.into(),
@@ -90,7 +99,7 @@ impl BridgeCollector {
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 12] {
+    fn collectors(&self) -> [&dyn Collector; 13] {
         [
             &self.datagrams,
             &self.bytes,
@@ -103,6 +112,7 @@ impl BridgeCollector {
             &self.conferences,
             &self.endpoints,
             &self.worker_endpoints,
+            &self.worker_busy,
             &self.draining,
         ]
     }
@@ -155,6 +165,11 @@ impl Collector for BridgeCollector {
             self.worker_endpoints
                 .with_label_values(&[&i.to_string()])
                 .set(*n as i64);
+        }
+        for (i, busy) in stats.worker_busy.iter().enumerate() {
+            let c = self.worker_busy.with_label_values(&[&i.to_string()]);
+            c.reset();
+            c.inc_by(busy.as_secs_f64());
         }
         self.draining.set(i64::from(self.bridge.is_draining()));
         self.collectors()

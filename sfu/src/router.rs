@@ -558,7 +558,12 @@ impl Router {
                 }
                 Ok(Output::Event(Event::IceConnectionStateChange(
                     IceConnectionState::Connected | IceConnectionState::Completed,
-                ))) => ep.consent = true,
+                ))) => {
+                    ep.consent = true;
+                    if !std::mem::replace(&mut ep.ever_connected, true) {
+                        self.stats.ice_succeeded += 1;
+                    }
+                }
                 Ok(Output::Event(_)) => {}
                 Err(_) => break now + MAX_SLEEP,
             }

@@ -27,10 +27,17 @@ test('/colibri/stats reports conferences and participants the way Videobridge na
   const res = await fetch(`${ref.server.http}/colibri/stats`);
   assert.equal(res.status, 200);
   const stats = await res.json();
-  for (const key of ['conferences', 'participants', 'largest_conference', 'total_conferences_created', 'forwarding_latency_p99_us']) {
+  for (const key of [
+    'conferences', 'participants', 'largest_conference', 'total_conferences_created',
+    'total_conferences_completed', 'bit_rate_download', 'bit_rate_upload', 'packet_rate_download',
+    'packet_rate_upload', 'stress_level', 'total_ice_succeeded', 'forwarding_latency_p99_us',
+  ]) {
     assert.equal(typeof stats[key], 'number', `${key} in ${JSON.stringify(stats)}`);
   }
   assert.equal(stats.conferences, 0);
+  assert.ok(stats.stress_level >= 0 && stats.stress_level <= 1, `stress_level ${stats.stress_level}`);
+  assert.equal(stats.healthy, true);
+  assert.equal(typeof stats.version, 'string');
 }));
 
 test('/colibri-ws refuses unknown bridges, conferences and secrets', ref.wrap(async () => {
@@ -48,6 +55,7 @@ test('/metrics carries the bridge counters next to the signaling ones', ref.wrap
     'oxbridge_sfu_bytes_total{direction="out"}',
     'oxbridge_sfu_conferences',
     'oxbridge_sfu_worker_endpoints{worker="0"}',
+    'oxbridge_sfu_worker_busy_seconds_total{worker="0"}',
     'oxbridge_sfu_ice_failures_total',
     'oxbridge_xmpp_stanzas_in_total',
   ]) {

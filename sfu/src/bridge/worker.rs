@@ -45,13 +45,21 @@ pub(super) enum Command {
     Expire(String, String, Reply<bool>),
     /// Replies how many endpoints went.
     ExpireConference(String, Reply<usize>),
-    Stats(mpsc::SyncSender<(RouterStats, LatencyHistogram)>),
+    Stats(mpsc::SyncSender<WorkerReport>),
     ChannelCheck(String, String, String, Reply<()>),
     ChannelOpen(String, String, String, ChannelTx, Reply<()>),
     /// The permit goes back when the message has been handled.
     ChannelMessage(String, String, String, OwnedSemaphorePermit),
     ChannelClosed(String, String, ChannelTx),
     Stop,
+}
+
+/// What a worker counted since it started.
+pub(super) struct WorkerReport {
+    pub stats: RouterStats,
+    pub latency: LatencyHistogram,
+    /// Time it did not spend asleep: its load, once over a window.
+    pub busy: Duration,
 }
 
 /// The handle of one worker thread.
@@ -79,6 +87,8 @@ impl Worker {
             .spawn(move || {
                 let mut w = Running {
                     index,
+                    started: Instant::now(),
+                    asleep: Duration::ZERO,
                     latency: LatencyHistogram::default(),
                     batch: Vec::with_capacity(BATCH + Intake::MAX_BURST),
                     sender,
@@ -115,7 +125,7 @@ impl Worker {
         rx.recv().map_err(|_| ApiError::Shutdown)?
     }
 
-    pub(super) fn stats(&self) -> Option<(RouterStats, LatencyHistogram)> {
+    pub(super) fn stats(&self) -> Option<WorkerReport> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Command::Stats(tx)).ok()?;
         rx.recv().ok()
@@ -133,6 +143,8 @@ impl Drop for Worker {
 
 struct Running {
     index: usize,
+    started: Instant,
+    asleep: Duration,
     latency: LatencyHistogram,
     /// Receive times of the datagrams in the batch being handled.
     batch: Vec<Instant>,
@@ -157,7 +169,11 @@ impl Running {
                 match command {
                     Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
                     Ok(Command::Stats(r)) => {
-                        let _ = r.send((self.router.stats(), self.latency));
+                        let _ = r.send(WorkerReport {
+                            stats: self.router.stats(),
+                            latency: self.latency,
+                            busy: self.started.elapsed().saturating_sub(self.asleep),
+                        });
                     }
                     Ok(c) => execute(&mut self.router, Instant::now(), c),
                     Err(mpsc::TryRecvError::Empty) => break,
@@ -217,6 +233,7 @@ impl Running {
                             Err(mpsc::TryRecvError::Disconnected) => true,
                         }
                     });
+                    self.asleep += now.elapsed();
                 }
             }
         }

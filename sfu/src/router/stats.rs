@@ -19,6 +19,8 @@ pub struct RouterStats {
     pub packets_lost_reported: u64,
     /// Endpoints whose ICE connectivity failed (consent lost, never connected).
     pub ice_failures: u64,
+    /// Endpoints whose ICE connected, each counted once.
+    pub ice_succeeded: u64,
     /// Media and RTCP not sent to endpoints that lost consent.
     pub dropped_no_consent: u64,
     /// Conferences and endpoints now.
@@ -44,6 +46,7 @@ impl RouterStats {
         self.nacks_received += o.nacks_received;
         self.packets_lost_reported += o.packets_lost_reported;
         self.ice_failures += o.ice_failures;
+        self.ice_succeeded += o.ice_succeeded;
         self.dropped_no_consent += o.dropped_no_consent;
         self.conferences += o.conferences;
         self.endpoints += o.endpoints;
