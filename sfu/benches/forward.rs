@@ -607,7 +607,7 @@ fn main() {
         println!(
             "{name}: {total:.0} ns per forwarded packet, router {:.0} + batched send {:.0} \
              ({:.0} packets/s per core; router alone {:.0}); {:.2}x the floor of {:.0} ns \
-             (SRTP + send {:.0}); router {:.2}x str0m alone; {:.1} heap allocations",
+             (its batched send {:.0}); router {:.2}x str0m alone; {:.1} heap allocations",
             med(|r| r.result.router_ns),
             med(|r| r.result.send_ns),
             1e9 / total,
