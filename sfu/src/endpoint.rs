@@ -96,6 +96,9 @@ pub(crate) struct Endpoint {
     pub last_n: i32,
     /// The forwarded set last told to it (and in which dialect), so only changes are sent.
     pub forwarded: Option<(Dialect, Vec<String>)>,
+    /// When its audio, and its video, last arrived.
+    pub last_audio: Option<Instant>,
+    pub last_video: Option<Instant>,
     /// Whether its ICE has connected at least once.
     pub ever_connected: bool,
     /// Source addresses the router learned for it (see `MAX_ADDRESSES` in the router).
@@ -195,6 +198,8 @@ impl Endpoint {
             constraints: None,
             last_n: -1,
             forwarded: None,
+            last_audio: None,
+            last_video: None,
             ever_connected: false,
             addresses: 0,
             remote_candidates: Vec::new(),

@@ -48,6 +48,9 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(20);
 /// credentials could otherwise grow both without end (one machine has 64k
 /// ports). A binding request from one more address is dropped unanswered.
 const MAX_ADDRESSES: usize = 32;
+/// An endpoint whose audio (or video) arrived this recently is sending it
+/// (Opus in discontinuous transmission still sends every 400 ms).
+const SENDING_WITHIN: Duration = Duration::from_secs(2);
 /// Bound on timeout passes for one endpoint at one instant.
 const MAX_PASSES: usize = 64;
 
@@ -122,12 +125,33 @@ impl Router {
     }
 
     pub fn stats(&self) -> RouterStats {
-        RouterStats {
+        let mut s = RouterStats {
             conferences: self.conferences.len(),
             endpoints: self.by_id.len(),
             largest_conference: self.conferences.values().map(Vec::len).max().unwrap_or(0),
             ..self.stats
+        };
+        let sending = |at: Option<Instant>| {
+            at.is_some_and(|t| self.now.saturating_duration_since(t) < SENDING_WITHIN)
+        };
+        for members in self.conferences.values() {
+            let (mut audio, mut video, mut silent) = (0, 0, 0);
+            for ep in members.iter().filter_map(|k| self.endpoints[*k].as_ref()) {
+                let (a, v) = (sending(ep.last_audio), sending(ep.last_video));
+                audio += usize::from(a);
+                video += usize::from(v);
+                silent += usize::from(!a && !v);
+            }
+            s.endpoints_sending_audio += audio;
+            s.endpoints_sending_video += video;
+            if audio + video == 0 {
+                s.inactive_conferences += 1;
+                s.inactive_endpoints += members.len();
+            } else {
+                s.receive_only_endpoints += silent;
+            }
         }
+        s
     }
 
     /// How long a receiver waits before it gets a new source's audio. Its

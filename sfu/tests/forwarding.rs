@@ -32,6 +32,12 @@ fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
         }
     }
     connect_all(&mut ps);
+    let quiet = bridge.stats().unwrap().totals;
+    assert_eq!(
+        (quiet.inactive_conferences, quiet.inactive_endpoints),
+        (2, 4),
+        "connected but silent conferences are inactive"
+    );
 
     let all = [1111u32, 2222, 3333, 4444];
     for i in 0..50u32 {
@@ -75,6 +81,12 @@ fn audio_reaches_everyone_else_in_the_conference_and_nobody_outside() {
     );
     let stats = bridge.stats().unwrap();
     assert!(stats.totals.packets_forwarded >= 6 * 45, "{stats:?}");
+    let t = &stats.totals;
+    assert_eq!(
+        (t.endpoints_sending_audio, t.endpoints_sending_video),
+        (4, 0)
+    );
+    assert_eq!((t.inactive_conferences, t.receive_only_endpoints), (0, 0));
     assert_eq!(
         stats.worker_endpoints,
         [3, 1],
@@ -409,6 +421,12 @@ fn a_client_signalling_candidates_without_end_is_refused_and_keeps_its_call() {
     assert!(
         fresh >= 45,
         "bob got {fresh} of alice's 50 packets after the refusal"
+    );
+    let t = bridge.stats().unwrap().totals;
+    assert_eq!(
+        (t.endpoints_sending_audio, t.receive_only_endpoints),
+        (1, 1),
+        "alice sends, bob only listens"
     );
 }
 

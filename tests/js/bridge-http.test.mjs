@@ -31,6 +31,7 @@ test('/colibri/stats reports conferences and participants the way Videobridge na
     'conferences', 'participants', 'largest_conference', 'total_conferences_created',
     'total_conferences_completed', 'bit_rate_download', 'bit_rate_upload', 'packet_rate_download',
     'packet_rate_upload', 'stress_level', 'total_ice_succeeded', 'forwarding_latency_p99_us',
+    'endpoints_sending_audio', 'endpoints_sending_video', 'inactive_conferences', 'receive_only_endpoints',
   ]) {
     assert.equal(typeof stats[key], 'number', `${key} in ${JSON.stringify(stats)}`);
   }

@@ -17,6 +17,11 @@ impl Router {
         if !is_audio && video.is_none() {
             return;
         }
+        if is_audio {
+            sender.last_audio = Some(now);
+        } else {
+            sender.last_video = Some(now);
+        }
         if let Some((index, _, layer)) = video {
             sender.video_rates[index][usize::from(layer)].add(now, p.payload.len());
         }

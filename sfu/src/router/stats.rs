@@ -27,6 +27,14 @@ pub struct RouterStats {
     pub conferences: usize,
     pub endpoints: usize,
     pub largest_conference: usize,
+    /// Endpoints whose audio, or video, arrived in the last two seconds.
+    pub endpoints_sending_audio: usize,
+    pub endpoints_sending_video: usize,
+    /// Conferences where nobody sends, and their endpoints.
+    pub inactive_conferences: usize,
+    pub inactive_endpoints: usize,
+    /// Endpoints sending nothing in a conference where others send.
+    pub receive_only_endpoints: usize,
     /// Since the start.
     pub conferences_created: u64,
     pub endpoints_created: u64,
@@ -51,6 +59,11 @@ impl RouterStats {
         self.conferences += o.conferences;
         self.endpoints += o.endpoints;
         self.largest_conference = self.largest_conference.max(o.largest_conference);
+        self.endpoints_sending_audio += o.endpoints_sending_audio;
+        self.endpoints_sending_video += o.endpoints_sending_video;
+        self.inactive_conferences += o.inactive_conferences;
+        self.inactive_endpoints += o.inactive_endpoints;
+        self.receive_only_endpoints += o.receive_only_endpoints;
         self.conferences_created += o.conferences_created;
         self.endpoints_created += o.endpoints_created;
     }
