@@ -36,6 +36,8 @@ pub struct BridgeCollector {
     ice_failures: IntCounter,
     conferences: IntGauge,
     endpoints: IntGauge,
+    sending: IntGaugeVec,
+    inactive_conferences: IntGauge,
     worker_endpoints: IntGaugeVec,
     worker_busy: CounterVec,
     draining: IntGauge,
@@ -75,6 +77,18 @@ impl BridgeCollector {
             ice_failures: counter("ice_failures_total", "Endpoints whose ICE failed"),
             conferences: gauge("conferences", "Conferences now"),
             endpoints: gauge("endpoints", "Endpoints now"),
+            sending: IntGaugeVec::new(
+                opts(
+                    "endpoints_sending",
+                    "Endpoints whose media of a kind arrived in the last two seconds",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
+            inactive_conferences: gauge(
+                "inactive_conferences",
+                "Conferences in which nobody sends audio or video",
+            ),
             worker_endpoints: IntGaugeVec::new(
                 opts("worker_endpoints", "Endpoints on each media worker"),
                 &["worker"],
@@ -99,7 +113,7 @@ impl BridgeCollector {
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 13] {
+    fn collectors(&self) -> [&dyn Collector; 15] {
         [
             &self.datagrams,
             &self.bytes,
@@ -111,6 +125,8 @@ impl BridgeCollector {
             &self.ice_failures,
             &self.conferences,
             &self.endpoints,
+            &self.sending,
+            &self.inactive_conferences,
             &self.worker_endpoints,
             &self.worker_busy,
             &self.draining,
@@ -161,6 +177,13 @@ impl Collector for BridgeCollector {
         set(&self.ice_failures, t.ice_failures);
         self.conferences.set(t.conferences as i64);
         self.endpoints.set(t.endpoints as i64);
+        self.sending
+            .with_label_values(&["audio"])
+            .set(t.endpoints_sending_audio as i64);
+        self.sending
+            .with_label_values(&["video"])
+            .set(t.endpoints_sending_video as i64);
+        self.inactive_conferences.set(t.inactive_conferences as i64);
         for (i, n) in stats.worker_endpoints.iter().enumerate() {
             self.worker_endpoints
                 .with_label_values(&[&i.to_string()])

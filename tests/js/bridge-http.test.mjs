@@ -57,6 +57,8 @@ test('/metrics carries the bridge counters next to the signaling ones', ref.wrap
     'oxbridge_sfu_conferences',
     'oxbridge_sfu_worker_endpoints{worker="0"}',
     'oxbridge_sfu_worker_busy_seconds_total{worker="0"}',
+    'oxbridge_sfu_endpoints_sending{kind="video"}',
+    'oxbridge_sfu_inactive_conferences',
     'oxbridge_sfu_ice_failures_total',
     'oxbridge_xmpp_stanzas_in_total',
   ]) {
