@@ -285,6 +285,18 @@ fn garbage_forgeries_and_floods_are_dropped_while_media_flows() {
     );
 }
 
+/// Alice (`ps[0]`, audio SSRC 1111) sends 50 audio packets: how many of them
+/// bob (`ps[1]`) got.
+fn alices_audio_reaching_bob(ps: &mut [Participant]) -> usize {
+    for i in 0..50u32 {
+        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
+        poll_all(ps, 5);
+    }
+    poll_all(ps, 50);
+    let got = ps[1].payloads_from(1111);
+    got.iter().filter(|p| p.starts_with(b"1111:")).count()
+}
+
 /// A valid STUN binding request, as an ICE agent in the controlled role sends
 /// it (RFC 8445 §7.1.1): USERNAME `to:from`, PRIORITY, ICE-CONTROLLED,
 /// MESSAGE-INTEGRITY keyed with the receiver's password, FINGERPRINT.
@@ -352,11 +364,7 @@ fn a_participant_cannot_make_the_bridge_learn_source_addresses_without_end() {
         let request = binding_request(&local.ufrag, &alice_ufrag, &local.pwd, i as u32);
         port.send_to(&request, media).unwrap();
     }
-    for i in 0..50u32 {
-        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
-        poll_all(&mut ps, 5);
-    }
-    poll_all(&mut ps, 50);
+    let fresh = alices_audio_reaching_bob(&mut ps);
     let answered = ports
         .iter()
         .filter(|port| {
@@ -373,8 +381,6 @@ fn a_participant_cannot_make_the_bridge_learn_source_addresses_without_end() {
         after.rejected - before.rejected >= (100 - answered) as u64,
         "the requests past the bound are counted as dropped: {after:?}"
     );
-    let got = ps[1].payloads_from(1111);
-    let fresh = got.iter().filter(|p| p.starts_with(b"1111:")).count();
     assert!(
         fresh >= 45,
         "bob got {fresh} of alice's 50 packets meanwhile"
@@ -411,13 +417,7 @@ fn a_client_signalling_candidates_without_end_is_refused_and_keeps_its_call() {
         matches!(&refused, Err(sfu::api::ApiError::BadRequest(text)) if text.contains("candidates")),
         "a hundred candidates for one endpoint are refused with a reason: {refused:?}"
     );
-    for i in 0..50u32 {
-        ps[0].send_audio(1111, i * 960, -30, format!("1111:{i}").into_bytes());
-        poll_all(&mut ps, 5);
-    }
-    poll_all(&mut ps, 50);
-    let got = ps[1].payloads_from(1111);
-    let fresh = got.iter().filter(|p| p.starts_with(b"1111:")).count();
+    let fresh = alices_audio_reaching_bob(&mut ps);
     assert!(
         fresh >= 45,
         "bob got {fresh} of alice's 50 packets after the refusal"
