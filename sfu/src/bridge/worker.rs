@@ -21,10 +21,12 @@ use crate::router::{RouteChange, Router, RouterStats};
 
 /// Longest a worker sleeps without looking at its commands.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
-/// Datagrams handled before their packets are sent: small, because the first
-/// datagram of a batch waits for the last (latency), large enough for sends to
-/// go out in GSO runs.
+/// Datagrams taken from other workers per turn.
 const BATCH: usize = 16;
+/// Longest a batch is handled before what it caused is sent: batches are as
+/// long as this allows (sends then go out in long GSO runs), but a burst never
+/// holds its first packet back for long.
+const SEND_WITHIN: Duration = Duration::from_micros(250);
 
 pub(super) type Reply<T> = mpsc::SyncSender<Result<T, ApiError>>;
 
@@ -89,9 +91,12 @@ impl Worker {
                     index,
                     started: Instant::now(),
                     asleep: Duration::ZERO,
-                    latency: LatencyHistogram::default(),
-                    batch: Vec::with_capacity(BATCH + Intake::MAX_BURST),
-                    sender,
+                    outbox: Outbox {
+                        sender,
+                        pending: Vec::with_capacity(BATCH + Intake::MAX_BURST),
+                        began: None,
+                        latency: LatencyHistogram::default(),
+                    },
                     router,
                     intake: Intake::new(index, shared.lanes.len(), routes),
                     port: shared,
@@ -145,10 +150,7 @@ struct Running {
     index: usize,
     started: Instant,
     asleep: Duration,
-    latency: LatencyHistogram,
-    /// Receive times of the datagrams in the batch being handled.
-    batch: Vec<Instant>,
-    sender: BatchSender<UdpSocket>,
+    outbox: Outbox,
     router: Router,
     port: Arc<Port>,
     intake: Intake,
@@ -171,7 +173,7 @@ impl Running {
                     Ok(Command::Stats(r)) => {
                         let _ = r.send(WorkerReport {
                             stats: self.router.stats(),
-                            latency: self.latency,
+                            latency: self.outbox.latency,
                             busy: self.started.elapsed().saturating_sub(self.asleep),
                         });
                     }
@@ -181,38 +183,30 @@ impl Running {
             }
             let lane = &self.port.lanes[self.index];
             // Datagrams the other workers read for this one, oldest first.
+            let (router, outbox, port, index) =
+                (&mut self.router, &mut self.outbox, &self.port, self.index);
             for _ in 0..BATCH {
                 let Some(p) = lane.inbound.pop() else { break };
-                self.router
-                    .handle_datagram(Instant::now(), p.from, p.contents());
-                self.batch.push(p.received);
-                self.port.pool.give_back(p);
+                let now = Instant::now();
+                router.handle_datagram(now, p.from, p.contents());
+                outbox.handled(p.received, now, router, port, index);
+                port.pool.give_back(p);
             }
             // Then a burst from the socket (a system call that finds nothing
             // when it is empty: cheaper than asking whether it is).
-            let (router, batch) = (&mut self.router, &mut self.batch);
-            let read = self.intake.read(&self.port, |received, from, data| {
-                router.handle_datagram(Instant::now(), from, data);
-                batch.push(received);
+            let read = self.intake.read(port, |received, from, data| {
+                let now = Instant::now();
+                router.handle_datagram(now, from, data);
+                outbox.handled(received, now, router, port, index);
             });
+            // What the batch caused goes out before any timer work, which
+            // would otherwise hold its packets back.
+            outbox.send(router, port, index);
             // Timers only when one is due.
             let now = Instant::now();
-            if self.router.poll_timeout(now) <= now {
-                self.router.handle_timeout(now);
-            }
-            // Routes first: every worker must know an address before the
-            // answer to its STUN request makes the client send DTLS from it.
-            while let Some(change) = self.router.poll_route() {
-                self.port.announce(self.index, &change);
-            }
-            while let Some(d) = self.router.poll_transmit() {
-                self.sender.push(&d.contents, d.destination);
-            }
-            self.sender.flush();
-            let sent = Instant::now();
-            for received in self.batch.drain(..) {
-                self.latency
-                    .record(sent.saturating_duration_since(received));
+            if router.poll_timeout(now) <= now {
+                router.handle_timeout(now);
+                outbox.send(router, port, index);
             }
             let lane = &self.port.lanes[self.index];
             if read < Intake::MAX_BURST && lane.inbound.is_empty() {
@@ -236,6 +230,55 @@ impl Running {
                     self.asleep += now.elapsed();
                 }
             }
+        }
+    }
+}
+
+/// Where a worker's datagrams leave: its batched sender, with the receive
+/// times of the datagrams whose packets it has not sent yet.
+struct Outbox {
+    sender: BatchSender<UdpSocket>,
+    pending: Vec<Instant>,
+    /// When the router began handling the first of them.
+    began: Option<Instant>,
+    latency: LatencyHistogram,
+}
+
+impl Outbox {
+    /// Notes a datagram received at `received` whose handling began at
+    /// `began`; sends what the batch caused once it has taken long enough.
+    fn handled(
+        &mut self,
+        received: Instant,
+        began: Instant,
+        router: &mut Router,
+        port: &Port,
+        index: usize,
+    ) {
+        self.pending.push(received);
+        let first = *self.began.get_or_insert(began);
+        if first.elapsed() >= SEND_WITHIN {
+            self.send(router, port, index);
+        }
+    }
+
+    /// Announces the router's new routes, then sends its datagrams in one
+    /// batch and records how long the batch's datagrams were held.
+    fn send(&mut self, router: &mut Router, port: &Port, index: usize) {
+        // Routes first: every worker must know an address before the answer
+        // to its STUN request makes the client send DTLS from it.
+        while let Some(change) = router.poll_route() {
+            port.announce(index, &change);
+        }
+        while let Some(d) = router.poll_transmit() {
+            self.sender.push(&d.contents, d.destination);
+        }
+        self.sender.flush();
+        self.began = None;
+        let sent = Instant::now();
+        for received in self.pending.drain(..) {
+            self.latency
+                .record(sent.saturating_duration_since(received));
         }
     }
 }
