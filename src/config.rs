@@ -90,6 +90,32 @@ pub struct SfuConfig {
     /// Kernel buffer for the media socket, each direction (capped by
     /// net.core.rmem_max / wmem_max).
     pub socket_buffer_bytes: usize,
+    /// Serve a stock Jicofo over XMPP (Colibri2), as Videobridge does.
+    pub xmpp: Option<SfuXmppConfig>,
+}
+
+/// `[sfu.xmpp]`: the XMPP account the bridge logs in with and the brewery
+/// room where Jicofo looks for bridges (Videobridge's `xmpp-client` config).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SfuXmppConfig {
+    /// `host:port` of the XMPP server's client port.
+    pub server: String,
+    /// The account's domain, e.g. `auth.meet.example.com`.
+    pub domain: String,
+    pub username: String,
+    #[serde(skip_serializing)]
+    pub password: String,
+    /// E.g. `jvbbrewery@internal.auth.meet.example.com`.
+    pub brewery: String,
+    /// Occupant nickname in the brewery; the bridge id when unset.
+    pub nickname: Option<String>,
+    /// PEM certificates to trust for STARTTLS (a self-signed Prosody's); the
+    /// system's roots when unset.
+    pub ca_file: Option<PathBuf>,
+    /// Base of the bridge-channel URLs, up to `/colibri-ws/<id>`; made from
+    /// `http.public_url` (or the HTTP address) when unset.
+    pub websocket_url: Option<String>,
 }
 
 impl Default for SfuConfig {
@@ -102,6 +128,7 @@ impl Default for SfuConfig {
             workers: bridge.workers,
             region: bridge.region,
             socket_buffer_bytes: bridge.socket_buffer,
+            xmpp: None,
         }
     }
 }

@@ -28,6 +28,10 @@ struct Cli {
 enum Command {
     /// Run the all-in-one server (the default).
     Serve(ServeArgs),
+    /// Run the bridge alone (Jitsi Videobridge's job) for a stock Prosody and
+    /// Jicofo: the media port, the HTTP side (bridge channels, /colibri/stats,
+    /// /metrics) and Colibri2 over XMPP from `[sfu.xmpp]`.
+    Bridge(ServeArgs),
     /// Load-test a deployment (this one or stock Jitsi) with simulated participants.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -70,10 +74,11 @@ struct ServeArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(a)) => a,
+    let (args, bridge_only) = match cli.command {
+        Some(Command::Serve(a)) => (a, false),
+        Some(Command::Bridge(a)) => (a, true),
         Some(Command::Bench(b)) => return run_bench(b),
-        None => ServeArgs::default(),
+        None => (ServeArgs::default(), false),
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
     if let Some(d) = args.domain {
@@ -98,10 +103,14 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(serve(config))
+        .build()?;
+    if bridge_only {
+        runtime.block_on(serve_bridge(config))
+    } else {
+        runtime.block_on(serve(config))
+    }
 }
 
 fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
@@ -173,6 +182,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let http = web::bind(config.http.listen).await?;
     let http_addr = http.local_addr()?;
     let mut routes = signaling.router().merge(sfu::http::router(bridge.clone()));
+    if let Some(xmpp) = &config.sfu.xmpp {
+        let face = colibri_face(&config, xmpp, http_addr);
+        tokio::spawn(colibri2::bridge::run(bridge.clone(), face));
+    }
     let mut _focus = None;
     if config.focus.enabled {
         let public = config
@@ -234,6 +247,73 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Give sessions a moment to write their closing stream errors.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     Ok(())
+}
+
+/// The bridge alone: media, its HTTP side and its Colibri2 face to Jicofo.
+async fn serve_bridge(config: Config) -> anyhow::Result<()> {
+    let _ = rustls_provider();
+    let Some(xmpp) = &config.sfu.xmpp else {
+        anyhow::bail!(
+            "`oxbridge bridge` needs [sfu.xmpp]: the account and brewery room through which Jicofo finds the bridge"
+        );
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let bridge = std::sync::Arc::new(
+        sfu::bridge::Bridge::start(config.sfu.bridge()).context("sfu media port")?,
+    );
+    let registry = prometheus::Registry::new();
+    registry.register(Box::new(sfu::metrics::BridgeCollector::new(bridge.clone())))?;
+    let http = web::bind(config.http.listen).await?;
+    let http_addr = http.local_addr()?;
+    let app = web::app(sfu::http::router(bridge.clone()), registry);
+    tokio::spawn(web::serve(http, app, stop));
+    let face = colibri_face(&config, xmpp, http_addr);
+    println!(
+        "oxbridge bridge {} is serving: media UDP {}, HTTP http://{http_addr}/ (bridge channels {}), joining {} as {}@{} via {}",
+        bridge.id(),
+        bridge.media_addr(),
+        face.websocket_base.as_deref().unwrap_or("-"),
+        face.brewery,
+        face.client.username,
+        face.client.domain,
+        face.client.server,
+    );
+    tokio::spawn(colibri2::bridge::run(bridge.clone(), face));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+/// How the bridge reaches Jicofo, from `[sfu.xmpp]`.
+fn colibri_face(
+    config: &Config,
+    xmpp: &config::SfuXmppConfig,
+    http_addr: SocketAddr,
+) -> colibri2::bridge::BridgeXmppConfig {
+    let public = config
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    colibri2::bridge::BridgeXmppConfig {
+        client: colibri2::xmpp::ClientConfig {
+            server: xmpp.server.clone(),
+            domain: xmpp.domain.clone(),
+            username: xmpp.username.clone(),
+            password: xmpp.password.clone(),
+            resource: config.sfu.id.clone(),
+            ca_file: xmpp.ca_file.clone(),
+        },
+        brewery: xmpp.brewery.clone(),
+        nickname: xmpp
+            .nickname
+            .clone()
+            .unwrap_or_else(|| config.sfu.id.clone()),
+        websocket_base: Some(xmpp.websocket_url.clone().unwrap_or_else(|| {
+            format!("{}/colibri-ws/{}", websocket_base(&public), config.sfu.id)
+        })),
+    }
 }
 
 /// `http(s)://host` → `ws(s)://host`, without a trailing slash.

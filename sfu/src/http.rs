@@ -46,11 +46,17 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
 
 /// `GET /colibri/stats`: what monitoring written for Videobridge reads.
 async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
-    let draining = bridge.is_draining();
-    let region = bridge.region().map(str::to_owned);
-    let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bridge.stats()).await else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
+    match tokio::task::spawn_blocking(move || stats_report(&bridge)).await {
+        Ok(Some(report)) => axum::Json(report).into_response(),
+        _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// The bridge's statistics under Videobridge's names: `/colibri/stats`, and
+/// the stats presence Jicofo reads. Blocks while the workers report; `None`
+/// when they do not.
+pub fn stats_report(bridge: &Bridge) -> Option<serde_json::Value> {
+    let stats = bridge.stats()?;
     let s = &stats.totals;
     let r = &stats.rates;
     let mut report = serde_json::json!({
@@ -81,16 +87,16 @@ async fn stats(State(bridge): State<Arc<Bridge>>) -> Response {
         "total_nacks_received": s.nacks_received,
         "total_ice_failed": s.ice_failures,
         "total_ice_succeeded": s.ice_succeeded,
-        "drain": draining,
+        "drain": bridge.is_draining(),
         "healthy": true,
         "version": env!("CARGO_PKG_VERSION"),
         "forwarding_latency_p50_us": stats.latency.quantile(0.5).as_micros() as u64,
         "forwarding_latency_p99_us": stats.latency.quantile(0.99).as_micros() as u64,
     });
-    if let Some(region) = region {
+    if let Some(region) = bridge.region() {
         report["region"] = region.into();
     }
-    axum::Json(report).into_response()
+    Some(report)
 }
 
 /// `POST /colibri/drain/enable` (Videobridge's REST API), from this host only.

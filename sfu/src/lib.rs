@@ -38,3 +38,6 @@ pub mod rtp;
 pub mod simulcast;
 pub mod speech;
 pub mod vp8;
+
+/// The payload types the bridge forwards (Jicofo's defaults for Opus, VP8 and VP8's RTX).
+pub use endpoint::{OPUS_PT, VP8_PT, VP8_RTX_PT};

@@ -1,0 +1,326 @@
+//! Our bridge as a stock Jicofo sees a Videobridge: an occupant of the
+//! brewery MUC whose presence carries its stats every 5 s, answering health
+//! checks and Colibri2 `conference-modify` requests (protocol §4.1-4.4).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sfu::api::ApiError;
+use sfu::bridge::Bridge;
+use signaling::ns;
+use signaling::xml::Element;
+
+use crate::codec::{self, Modify, Reason};
+use crate::xmpp::{ClientConfig, ClientError, Connection};
+
+const HEALTHCHECK: &str = "http://jitsi.org/protocol/healthcheck";
+/// How often the stats presence is re-sent (Videobridge's default).
+const PRESENCE_EVERY: Duration = Duration::from_secs(5);
+/// Reconnection backoff after a lost connection, doubling up to the longest.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_LONGEST: Duration = Duration::from_secs(30);
+
+/// How the bridge reaches Jicofo.
+#[derive(Clone, Debug)]
+pub struct BridgeXmppConfig {
+    pub client: ClientConfig,
+    /// The brewery room, e.g. `jvbbrewery@internal.auth.meet.example.com`.
+    pub brewery: String,
+    /// Our occupant nickname (Videobridge uses its id).
+    pub nickname: String,
+    /// Base of the bridge-channel URLs handed out, up to and including
+    /// `/colibri-ws/<bridge id>`; without it no WebSocket is offered.
+    pub websocket_base: Option<String>,
+}
+
+/// Serves Jicofo over XMPP until the process ends, reconnecting when the
+/// connection drops. Conferences it created stay on the bridge while it
+/// reconnects; Jicofo re-invites if it gave up on them.
+pub async fn run(bridge: Arc<Bridge>, config: BridgeXmppConfig) {
+    let mut face = Face {
+        bridge,
+        config,
+        conferences: HashMap::new(),
+        warned: HashSet::new(),
+    };
+    let mut retry = RETRY_FIRST;
+    loop {
+        match face.serve_once().await {
+            Ok(()) => retry = RETRY_FIRST,
+            Err(e) => {
+                tracing::warn!(error = %e, brewery = %face.config.brewery, "Colibri2 XMPP connection lost")
+            }
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(RETRY_LONGEST);
+    }
+}
+
+struct Face {
+    bridge: Arc<Bridge>,
+    config: BridgeXmppConfig,
+    /// Conferences (meeting ids) made through Colibri2, with their endpoints.
+    conferences: HashMap<String, HashSet<String>>,
+    /// Payload types Jicofo offered that the bridge does not forward, each
+    /// logged once.
+    warned: HashSet<(u8, String)>,
+}
+
+impl Face {
+    /// One connection's life: log in, join the brewery, answer until it drops.
+    async fn serve_once(&mut self) -> Result<(), ClientError> {
+        let mut conn = Connection::connect(&self.config.client).await?;
+        tracing::info!(jid = %conn.jid, brewery = %self.config.brewery, "bridge joined Jicofo's brewery");
+        let room = format!("{}/{}", self.config.brewery, self.config.nickname);
+        let mut join = self.presence(&room).await;
+        join.push_child(Element::new("x", ns::MUC));
+        conn.send(&join).await?;
+        let mut tick = tokio::time::interval(PRESENCE_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let p = self.presence(&room).await;
+                    conn.send(&p).await?;
+                }
+                stanza = conn.next() => {
+                    let stanza = stanza?;
+                    if stanza.is("iq", ns::CLIENT) {
+                        if let Some(answer) = self.handle_iq(&stanza).await {
+                            conn.send(&answer).await?;
+                        }
+                    } else if stanza.is("presence", ns::CLIENT)
+                        && stanza.attr("type") == Some("error")
+                        && stanza.attr("from") == Some(room.as_str())
+                    {
+                        return Err(ClientError::Protocol("the brewery refused our join".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Presence to the brewery with the stats Jicofo selects bridges by.
+    async fn presence(&self, room: &str) -> Element {
+        let bridge = self.bridge.clone();
+        let report = tokio::task::spawn_blocking(move || sfu::http::stats_report(&bridge))
+            .await
+            .ok()
+            .flatten();
+        let mut stats = Element::new("stats", codec::COLIBRI);
+        let mut stat = |name: &str, value: String| {
+            stats.push_child(
+                Element::new("stat", codec::COLIBRI)
+                    .with_attr("name", name)
+                    .with_attr("value", value),
+            );
+        };
+        if let Some(serde_json::Value::Object(map)) = &report {
+            for (name, value) in map {
+                match value {
+                    serde_json::Value::String(s) => stat(name, s.clone()),
+                    other => stat(name, other.to_string()),
+                }
+            }
+        } else {
+            stat("healthy", "false".into());
+        }
+        stat("graceful_shutdown", "false".into());
+        stat("shutting_down", "false".into());
+        // What Jicofo adds to the stress per participant it places here
+        // before the next report (Videobridge's default).
+        stat("average_participant_stress", "0.01".into());
+        Element::new("presence", ns::CLIENT)
+            .with_attr("to", room)
+            .with_child(stats)
+    }
+
+    /// The answer to an IQ (none for results and errors).
+    async fn handle_iq(&mut self, iq: &Element) -> Option<Element> {
+        let kind = iq.attr("type")?;
+        if kind != "get" && kind != "set" {
+            return None;
+        }
+        let mut answer =
+            Element::new("iq", ns::CLIENT).with_attr("id", iq.attr("id").unwrap_or(""));
+        if let Some(from) = iq.attr("from") {
+            answer.set_attr("to", from);
+        }
+        let payload = iq.first_child();
+        let result = match payload {
+            Some(p) if kind == "set" && p.is("conference-modify", codec::NS) => {
+                self.modify(p).await
+            }
+            Some(p) if kind == "get" && p.is("healthcheck", HEALTHCHECK) => {
+                let bridge = self.bridge.clone();
+                match tokio::task::spawn_blocking(move || bridge.stats()).await {
+                    Ok(Some(_)) => Ok(None),
+                    _ => Err(Element::new("error", ns::CLIENT)
+                        .with_attr("type", "wait")
+                        .with_child(Element::new("internal-server-error", ns::STANZAS_ERR))),
+                }
+            }
+            Some(p) if kind == "get" && p.is("ping", ns::PING) => Ok(None),
+            _ => Err(Element::new("error", ns::CLIENT)
+                .with_attr("type", "cancel")
+                .with_child(Element::new("service-unavailable", ns::STANZAS_ERR))),
+        };
+        match result {
+            Ok(body) => {
+                answer.set_attr("type", "result");
+                if let Some(body) = body {
+                    answer.push_child(body);
+                }
+            }
+            Err(error) => {
+                answer.set_attr("type", "error");
+                answer.push_child(error);
+            }
+        }
+        Some(answer)
+    }
+
+    /// Carries out a `conference-modify`: its `conference-modified`, or the error.
+    async fn modify(&mut self, el: &Element) -> Result<Option<Element>, Element> {
+        let m =
+            codec::parse_modify(el).map_err(|why| codec::error(Reason::Unspecified, None, &why))?;
+        self.warn_about_codecs(&m);
+        let known = self.conferences.contains_key(&m.meeting_id);
+        if m.create && known {
+            return Err(codec::error(
+                Reason::ConferenceAlreadyExists,
+                None,
+                &m.meeting_id,
+            ));
+        }
+        if !m.create && !known {
+            return Err(codec::error(
+                Reason::ConferenceNotFound,
+                None,
+                &m.meeting_id,
+            ));
+        }
+        let bridge = self.bridge.clone();
+        let members = self.conferences.remove(&m.meeting_id).unwrap_or_default();
+        let base = self.config.websocket_base.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || apply(&bridge, &m, members, base.as_deref()))
+                .await
+                .map_err(|_| codec::error(Reason::Unspecified, None, "the bridge failed"))?;
+        let (meeting_id, members, result) = outcome;
+        if let Some(members) = members {
+            self.conferences.insert(meeting_id, members);
+        }
+        result.map(Some)
+    }
+
+    /// The bridge forwards Opus and VP8 (with its RTX) on Jicofo's default
+    /// payload types; a client that picks another codec Jicofo offers sends
+    /// media the bridge drops. Says so once per payload type.
+    fn warn_about_codecs(&mut self, m: &Modify) {
+        const FORWARDED: [(u8, &str); 3] = [
+            (sfu::OPUS_PT, "opus"),
+            (sfu::VP8_PT, "VP8"),
+            (sfu::VP8_RTX_PT, "rtx"),
+        ];
+        // Comfort noise, DTMF, RED and FEC go unforwarded with stock Jitsi too.
+        const INCIDENTAL: [&str; 4] = ["CN", "telephone-event", "red", "ulpfec"];
+        const MOST: usize = 32;
+        for (_, pt, name) in m.endpoints.iter().flat_map(|e| &e.payload_types) {
+            let ours = FORWARDED
+                .iter()
+                .any(|(p, n)| p == pt && n.eq_ignore_ascii_case(name));
+            let incidental = INCIDENTAL.iter().any(|n| n.eq_ignore_ascii_case(name));
+            if ours || incidental || self.warned.len() >= MOST {
+                continue;
+            }
+            if self.warned.insert((*pt, name.clone())) {
+                tracing::warn!(
+                    payload_type = pt,
+                    codec = %name,
+                    "Jicofo offers a codec this bridge does not forward: turn it off in jicofo.conf (codec.video), or clients that choose it send video nobody receives"
+                );
+            }
+        }
+    }
+}
+
+/// The request against the bridge: the conference's members after it (none
+/// when it ended) and the answer.
+fn apply(
+    bridge: &Bridge,
+    m: &Modify,
+    mut members: HashSet<String>,
+    websocket_base: Option<&str>,
+) -> (String, Option<HashSet<String>>, Result<Element, Element>) {
+    let conference = m.meeting_id.as_str();
+    let mut answer =
+        Element::new("conference-modified", codec::NS).with_attr("meeting-id", conference);
+    if m.expire {
+        let _ = bridge.expire_conference(conference);
+        return (m.meeting_id.clone(), None, Ok(answer));
+    }
+    for e in &m.endpoints {
+        if e.expire {
+            let _ = bridge.expire_endpoint(conference, &e.id);
+            members.remove(&e.id);
+            continue;
+        }
+        let mut created = None;
+        if e.create {
+            match bridge.create_endpoint(conference, &e.id) {
+                Ok(local) => {
+                    members.insert(e.id.clone());
+                    created = Some(local);
+                }
+                Err(err) => return failed(m, members, err, &e.id),
+            }
+        } else if !members.contains(&e.id) {
+            return failed(m, members, ApiError::UnknownEndpoint(e.id.clone()), &e.id);
+        }
+        let updated = if e.transport.is_some() || e.sources.is_some() {
+            bridge.update_endpoint(conference, &e.id, e.transport.clone(), e.sources.clone())
+        } else {
+            Ok(())
+        };
+        if let Err(err) = updated {
+            return failed(m, members, err, &e.id);
+        }
+        if let Some(local) = created {
+            let url = websocket_base.map(|b| format!("{b}/{}", local.channel_path));
+            answer.push_child(codec::endpoint_created(
+                &e.id,
+                &local,
+                url.as_deref(),
+                e.sctp,
+            ));
+        }
+    }
+    // A request that leaves the conference empty ends it (Videobridge's rule).
+    if members.is_empty() && !m.create {
+        let _ = bridge.expire_conference(conference);
+        return (m.meeting_id.clone(), None, Ok(answer));
+    }
+    (m.meeting_id.clone(), Some(members), Ok(answer))
+}
+
+fn failed(
+    m: &Modify,
+    members: HashSet<String>,
+    err: ApiError,
+    endpoint: &str,
+) -> (String, Option<HashSet<String>>, Result<Element, Element>) {
+    let reason = match &err {
+        ApiError::UnknownEndpoint(_) => Reason::UnknownEndpoint,
+        ApiError::ConferenceNotFound(_) => Reason::ConferenceNotFound,
+        ApiError::Shutdown | ApiError::Draining => Reason::GracefulShutdown,
+        _ => Reason::Unspecified,
+    };
+    let members = (!members.is_empty() || m.create).then_some(members);
+    (
+        m.meeting_id.clone(),
+        members,
+        Err(codec::error(reason, Some(endpoint), &err.to_string())),
+    )
+}
