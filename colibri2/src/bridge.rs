@@ -35,8 +35,9 @@ pub struct BridgeXmppConfig {
 }
 
 /// Serves Jicofo over XMPP until the process ends, reconnecting when the
-/// connection drops. Conferences it created stay on the bridge while it
-/// reconnects; Jicofo re-invites if it gave up on them.
+/// connection drops. A Jicofo that loses sight of the bridge (our connection
+/// dropped, or it left the brewery) moves its conferences to other bridges,
+/// so the conferences it made here end then, as nobody would expire them.
 pub async fn run(bridge: Arc<Bridge>, config: BridgeXmppConfig) {
     let mut face = Face {
         bridge,
@@ -60,16 +61,25 @@ pub async fn run(bridge: Arc<Bridge>, config: BridgeXmppConfig) {
 struct Face {
     bridge: Arc<Bridge>,
     config: BridgeXmppConfig,
-    /// Conferences (meeting ids) made through Colibri2, with their endpoints.
-    conferences: HashMap<String, HashSet<String>>,
+    /// Conferences made through Colibri2, by meeting id.
+    conferences: HashMap<String, Conference>,
     /// Payload types Jicofo offered that the bridge does not forward, each
     /// logged once.
     warned: HashSet<(u8, String)>,
 }
 
+/// A conference as the face knows it.
+struct Conference {
+    /// Who made it: the Jicofo occupant whose requests it answers.
+    focus: String,
+    endpoints: HashSet<String>,
+}
+
 impl Face {
     /// One connection's life: log in, join the brewery, answer until it drops.
     async fn serve_once(&mut self) -> Result<(), ClientError> {
+        // Conferences of an earlier connection were moved away meanwhile.
+        self.end_conferences(|_| true).await;
         let mut conn = Connection::connect(&self.config.client).await?;
         tracing::info!(jid = %conn.jid, brewery = %self.config.brewery, "bridge joined Jicofo's brewery");
         let room = format!("{}/{}", self.config.brewery, self.config.nickname);
@@ -90,11 +100,17 @@ impl Face {
                         if let Some(answer) = self.handle_iq(&stanza).await {
                             conn.send(&answer).await?;
                         }
-                    } else if stanza.is("presence", ns::CLIENT)
-                        && stanza.attr("type") == Some("error")
-                        && stanza.attr("from") == Some(room.as_str())
-                    {
-                        return Err(ClientError::Protocol("the brewery refused our join".into()));
+                    } else if stanza.is("presence", ns::CLIENT) {
+                        let from = stanza.attr("from").unwrap_or_default();
+                        match stanza.attr("type") {
+                            Some("error") if from == room => {
+                                return Err(ClientError::Protocol("the brewery refused our join".into()));
+                            }
+                            Some("unavailable") => {
+                                self.end_conferences(|c| c.focus == from).await;
+                            }
+                            _ => {}
+                        }
                     }
                 }
             }
@@ -148,9 +164,10 @@ impl Face {
             answer.set_attr("to", from);
         }
         let payload = iq.first_child();
+        let from = iq.attr("from").unwrap_or_default();
         let result = match payload {
             Some(p) if kind == "set" && p.is("conference-modify", codec::NS) => {
-                self.modify(p).await
+                self.modify(p, from).await
             }
             Some(p) if kind == "get" && p.is("healthcheck", HEALTHCHECK) => {
                 let bridge = self.bridge.clone();
@@ -181,8 +198,9 @@ impl Face {
         Some(answer)
     }
 
-    /// Carries out a `conference-modify`: its `conference-modified`, or the error.
-    async fn modify(&mut self, el: &Element) -> Result<Option<Element>, Element> {
+    /// Carries out a `conference-modify` from `focus`: its
+    /// `conference-modified`, or the error.
+    async fn modify(&mut self, el: &Element, focus: &str) -> Result<Option<Element>, Element> {
         let m =
             codec::parse_modify(el).map_err(|why| codec::error(Reason::Unspecified, None, &why))?;
         self.warn_about_codecs(&m);
@@ -202,17 +220,48 @@ impl Face {
             ));
         }
         let bridge = self.bridge.clone();
-        let members = self.conferences.remove(&m.meeting_id).unwrap_or_default();
+        let (focus, members) = match self.conferences.remove(&m.meeting_id) {
+            Some(c) => (c.focus, c.endpoints),
+            None => (focus.to_owned(), HashSet::new()),
+        };
         let base = self.config.websocket_base.clone();
         let outcome =
             tokio::task::spawn_blocking(move || apply(&bridge, &m, members, base.as_deref()))
                 .await
                 .map_err(|_| codec::error(Reason::Unspecified, None, "the bridge failed"))?;
         let (meeting_id, members, result) = outcome;
-        if let Some(members) = members {
-            self.conferences.insert(meeting_id, members);
+        if let Some(endpoints) = members {
+            self.conferences
+                .insert(meeting_id, Conference { focus, endpoints });
         }
         result.map(Some)
+    }
+
+    /// Ends the conferences `which` picks, on the bridge too.
+    async fn end_conferences(&mut self, which: impl Fn(&Conference) -> bool) {
+        let ended: Vec<String> = self
+            .conferences
+            .iter()
+            .filter(|(_, c)| which(c))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if ended.is_empty() {
+            return;
+        }
+        for id in &ended {
+            self.conferences.remove(id);
+        }
+        tracing::info!(
+            count = ended.len(),
+            "ending conferences whose Jicofo is gone"
+        );
+        let bridge = self.bridge.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in ended {
+                let _ = bridge.expire_conference(&id);
+            }
+        })
+        .await;
     }
 
     /// The bridge forwards Opus and VP8 (with its RTX) on Jicofo's default

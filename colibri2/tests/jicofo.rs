@@ -347,3 +347,44 @@ async fn a_participant_allocated_over_colibri2_connects_to_the_bridge() {
     let gone = iq(&mut s.jicofo, "set", modify("m1", false)).await;
     assert_eq!(reason(&gone).as_deref(), Some("CONFERENCE_NOT_FOUND"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conferences_of_a_jicofo_that_leaves_the_brewery_end() {
+    let mut s = stack().await;
+    until(&mut s.jicofo, |p| {
+        p.is("presence", ns::CLIENT) && p.attr("from") == Some(&format!("{BREWERY}/jvb1"))
+    })
+    .await;
+    for meeting in ["m1", "m2"] {
+        let create = modify(meeting, true).with_child(
+            Element::new("endpoint", NS)
+                .with_attr("id", "ep1")
+                .with_attr("create", "true"),
+        );
+        let answer = iq(&mut s.jicofo, "set", create).await;
+        assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
+    }
+    let conferences = |bridge: Arc<sfu::bridge::Bridge>| async move {
+        tokio::task::spawn_blocking(move || bridge.stats().unwrap().totals.conferences)
+            .await
+            .unwrap()
+    };
+    assert_eq!(conferences(s.bridge.clone()).await, 2);
+    // Jicofo goes (a restart, a crash): nobody will expire these any more.
+    s.jicofo
+        .send(
+            &Element::new("presence", ns::CLIENT)
+                .with_attr("to", format!("{BREWERY}/focus"))
+                .with_attr("type", "unavailable"),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while conferences(s.bridge.clone()).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the bridge ends the conferences of a Jicofo that left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
