@@ -1,20 +1,26 @@
 //! A stock Jicofo's view of our bridge, over real XMPP: the bridge logs into
 //! the XMPP server (ours standing in for Prosody, over STARTTLS with SCRAM),
-//! joins the brewery with its stats, answers health checks, and a
-//! participant allocated through Colibri2 completes ICE and DTLS with it.
+//! joins the brewery with its stats, answers health checks, and participants
+//! allocated through Colibri2 hear each other through it.
 
-use std::net::{SocketAddr, UdpSocket};
+#[allow(dead_code)]
+#[path = "../../sfu/tests/participant/mod.rs"]
+mod participant;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use colibri2::bridge::BridgeXmppConfig;
-use colibri2::codec::{DTLS, ICE_UDP, NS};
+use colibri2::codec::{DTLS, ICE_UDP, NS, SSMA};
 use colibri2::xmpp::{ClientConfig, Connection};
+use participant::Participant;
+use participant::setup::{connect_all, poll_all};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sfu::api::{LocalTransport, RemoteTransport, TransportCandidate};
 use signaling::ns;
 use signaling::xml::Element;
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc};
+use str0m::media::MediaKind;
 
 const BREWERY: &str = "jvbbrewery@conference.localhost";
 /// Longest any step waits for the other side.
@@ -66,6 +72,8 @@ async fn stack() -> Stack {
             bind: "127.0.0.1:0".parse().unwrap(),
             id: "jvb1".into(),
             workers: 1,
+            // These participants know every source before media flows.
+            audio_hold: Duration::ZERO,
             ..Default::default()
         })
         .unwrap(),
@@ -189,136 +197,131 @@ async fn jicofo_finds_the_bridge_in_the_brewery_with_its_stats_and_health() {
     assert_eq!(other.attr("type"), Some("error"));
 }
 
+/// The bridge's side of a new endpoint, read back from a `conference-modified`.
+fn local_transport(answer: &Element, endpoint: &str) -> LocalTransport {
+    let ice = answer
+        .child("conference-modified", NS)
+        .into_iter()
+        .flat_map(|m| m.children())
+        .find(|e| e.is("endpoint", NS) && e.attr("id") == Some(endpoint))
+        .and_then(|e| e.child("transport", NS))
+        .and_then(|t| t.child("transport", ICE_UDP))
+        .unwrap_or_else(|| panic!("no transport for {endpoint}: {}", answer.to_xml()));
+    let fingerprint = ice.child("fingerprint", DTLS).unwrap();
+    assert_eq!(fingerprint.attr("setup"), Some("actpass"));
+    let url = ice
+        .child("web-socket", colibri2::codec::COLIBRI)
+        .and_then(|w| w.attr("url"))
+        .unwrap();
+    let channel_path = url
+        .strip_prefix("wss://meet.example.com/colibri-ws/jvb1/")
+        .unwrap_or_else(|| panic!("bridge channel URL {url}"));
+    LocalTransport {
+        ufrag: ice.attr("ufrag").unwrap().into(),
+        pwd: ice.attr("pwd").unwrap().into(),
+        fingerprint_hash: fingerprint.attr("hash").unwrap().into(),
+        fingerprint: fingerprint.text(),
+        candidates: ice
+            .children()
+            .filter(|c| c.is("candidate", ICE_UDP))
+            .map(|c| TransportCandidate {
+                foundation: c.attr("foundation").unwrap().into(),
+                component: c.attr("component").unwrap().parse().unwrap(),
+                protocol: c.attr("protocol").unwrap().into(),
+                priority: c.attr("priority").unwrap().parse().unwrap(),
+                address: SocketAddr::new(
+                    c.attr("ip").unwrap().parse().unwrap(),
+                    c.attr("port").unwrap().parse().unwrap(),
+                ),
+                kind: c.attr("type").unwrap().into(),
+            })
+            .collect(),
+        channel_path: channel_path.into(),
+    }
+}
+
+/// The participant's answer and sources, as Jicofo relays them from its session-accept.
+fn answer_update(meeting: &str, endpoint: &str, remote: &RemoteTransport, audio: u32) -> Element {
+    let mut ice = Element::new("transport", ICE_UDP)
+        .with_attr("ufrag", remote.ufrag.as_str())
+        .with_attr("pwd", remote.pwd.as_str())
+        .with_child(
+            Element::new("fingerprint", DTLS)
+                .with_attr("hash", remote.fingerprint_hash.as_str())
+                .with_attr("setup", "active")
+                .with_text(remote.fingerprint.as_str()),
+        );
+    for c in &remote.candidates {
+        ice.push_child(
+            Element::new("candidate", ICE_UDP)
+                .with_attr("component", "1")
+                .with_attr("protocol", "udp")
+                .with_attr("ip", c.ip().to_string())
+                .with_attr("port", c.port().to_string())
+                .with_attr("type", "host"),
+        );
+    }
+    let sources = Element::new("sources", NS).with_child(
+        Element::new("media-source", NS)
+            .with_attr("type", "audio")
+            .with_attr("id", format!("{endpoint}-a0"))
+            .with_child(Element::new("source", SSMA).with_attr("ssrc", audio.to_string())),
+    );
+    modify(meeting, false).with_child(
+        Element::new("endpoint", NS)
+            .with_attr("id", endpoint)
+            .with_child(Element::new("transport", NS).with_child(ice))
+            .with_child(sources),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_participant_allocated_over_colibri2_connects_to_the_bridge() {
+async fn participants_allocated_over_colibri2_hear_each_other() {
     let mut s = stack().await;
     until(&mut s.jicofo, |p| {
         p.is("presence", ns::CLIENT) && p.attr("from") == Some(&format!("{BREWERY}/jvb1"))
     })
     .await;
 
-    // 1. Allocate: the bridge's side of the transport comes back.
-    let create = modify("m1", true).with_child(
-        Element::new("endpoint", NS)
-            .with_attr("id", "ep1")
-            .with_attr("create", "true")
-            .with_child(Element::new("transport", NS).with_attr("ice-controlling", "true")),
-    );
-    let answer = iq(&mut s.jicofo, "set", create).await;
-    assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
-    let ice = answer
-        .child("conference-modified", NS)
-        .and_then(|m| m.child("endpoint", NS))
-        .and_then(|e| e.child("transport", NS))
-        .and_then(|t| t.child("transport", ICE_UDP))
-        .expect("the answer carries the bridge's ice-udp transport");
-    let (ufrag, pwd) = (ice.attr("ufrag").unwrap(), ice.attr("pwd").unwrap());
-    let fingerprint = ice.child("fingerprint", DTLS).unwrap();
-    assert_eq!(fingerprint.attr("setup"), Some("actpass"));
-    let candidate = ice.child("candidate", ICE_UDP).unwrap();
-    let bridge_addr: SocketAddr = format!(
-        "{}:{}",
-        candidate.attr("ip").unwrap(),
-        candidate.attr("port").unwrap()
-    )
-    .parse()
-    .unwrap();
-    assert_eq!(bridge_addr, s.bridge.media_addr());
-    let url = ice
-        .child("web-socket", colibri2::codec::COLIBRI)
-        .and_then(|w| w.attr("url"))
-        .unwrap();
-    assert!(
-        url.starts_with("wss://meet.example.com/colibri-ws/jvb1/m1/ep1?pwd="),
-        "{url}"
-    );
+    // 1. Jicofo allocates both on the bridge; the answers carry the bridge's side.
+    let mut ps = Vec::new();
+    for (i, (name, audio)) in [("alice", 1111u32), ("bob", 2222)].into_iter().enumerate() {
+        let create = modify("m1", i == 0).with_child(
+            Element::new("endpoint", NS)
+                .with_attr("id", name)
+                .with_attr("create", "true")
+                .with_child(Element::new("transport", NS).with_attr("ice-controlling", "true")),
+        );
+        let answer = iq(&mut s.jicofo, "set", create).await;
+        assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
+        let local = local_transport(&answer, name);
+        assert_eq!(local.candidates[0].address, s.bridge.media_addr());
+        assert!(local.channel_path.starts_with(&format!("m1/{name}?pwd=")));
+        let mut p = Participant::new(name, &local);
+        p.send_streams(audio, &[]);
+        // 2. Their answers and sources, relayed.
+        let update = answer_update("m1", name, &p.remote(), audio);
+        let answer = iq(&mut s.jicofo, "set", update).await;
+        assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
+        ps.push(p);
+    }
+    ps[0].expect(2222, MediaKind::Audio);
+    ps[1].expect(1111, MediaKind::Audio);
 
-    // 2. The participant's answer, as Jicofo relays it from session-accept.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let local = socket.local_addr().unwrap();
-    let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
-    let mut api = rtc.direct_api();
-    api.set_ice_controlling(false);
-    api.set_remote_ice_credentials(IceCreds {
-        ufrag: ufrag.into(),
-        pass: pwd.into(),
-    });
-    api.set_remote_fingerprint(
-        format!(
-            "{} {}",
-            fingerprint.attr("hash").unwrap(),
-            fingerprint.text()
-        )
-        .parse()
-        .unwrap(),
-    );
-    api.start_dtls(true).unwrap();
-    let creds = api.local_ice_credentials();
-    let ours = api.local_dtls_fingerprint().to_string();
-    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-    rtc.add_remote_candidate(Candidate::host(bridge_addr, "udp").unwrap());
-    let (hash, value) = ours.split_once(' ').unwrap();
-    let update = modify("m1", false).with_child(
-        Element::new("endpoint", NS)
-            .with_attr("id", "ep1")
-            .with_child(
-                Element::new("transport", NS).with_child(
-                    Element::new("transport", ICE_UDP)
-                        .with_attr("ufrag", creds.ufrag.as_str())
-                        .with_attr("pwd", creds.pass.as_str())
-                        .with_child(
-                            Element::new("fingerprint", DTLS)
-                                .with_attr("hash", hash)
-                                .with_attr("setup", "active")
-                                .with_text(value),
-                        )
-                        .with_child(
-                            Element::new("candidate", ICE_UDP)
-                                .with_attr("component", "1")
-                                .with_attr("protocol", "udp")
-                                .with_attr("ip", local.ip().to_string())
-                                .with_attr("port", local.port().to_string())
-                                .with_attr("type", "host"),
-                        ),
-                ),
-            ),
-    );
-    let answer = iq(&mut s.jicofo, "set", update).await;
-    assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
-
-    // 3. ICE and DTLS complete over real UDP.
-    let connected = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + PATIENCE;
-        let mut buf = [0u8; 2000];
-        while Instant::now() < deadline {
-            let now = Instant::now();
-            rtc.handle_input(Input::Timeout(now)).unwrap();
-            loop {
-                match rtc.poll_output().unwrap() {
-                    Output::Transmit(t) => {
-                        socket.send_to(&t.contents, t.destination).unwrap();
-                    }
-                    Output::Event(Event::Connected) => return true,
-                    Output::Event(_) => {}
-                    Output::Timeout(_) => break,
-                }
-            }
-            if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                let r = Receive::new(Protocol::Udp, from, local, &buf[..n]).unwrap();
-                rtc.handle_input(Input::Receive(Instant::now(), r)).unwrap();
-            }
+    // 3. ICE, DTLS and SRTP over real UDP; alice's audio reaches bob.
+    let ps = tokio::task::spawn_blocking(move || {
+        connect_all(&mut ps);
+        for n in 1..=50u32 {
+            ps[0].send_audio(1111, n * 960, -30, format!("alice:{n}").into_bytes());
+            poll_all(&mut ps, 2);
         }
-        false
+        poll_all(&mut ps, 20);
+        ps
     })
     .await
     .unwrap();
-    assert!(
-        connected,
-        "ICE and DTLS complete with the bridge Jicofo allocated"
-    );
+    let heard = ps[1].payloads_from(1111).len();
+    assert!(heard >= 45, "bob heard {heard} of alice's 50 packets");
 
     // 4. Jicofo's mistakes get the reasons it acts on.
     let unknown =
@@ -331,13 +334,15 @@ async fn a_participant_allocated_over_colibri2_connects_to_the_bridge() {
     assert_eq!(reason(&elsewhere).as_deref(), Some("CONFERENCE_NOT_FOUND"));
 
     // 5. The last participant leaving ends the conference on the bridge.
-    let expire = modify("m1", false).with_child(
-        Element::new("endpoint", NS)
-            .with_attr("id", "ep1")
-            .with_attr("expire", "true"),
-    );
-    let answer = iq(&mut s.jicofo, "set", expire).await;
-    assert_eq!(answer.attr("type"), Some("result"));
+    for name in ["alice", "bob"] {
+        let expire = modify("m1", false).with_child(
+            Element::new("endpoint", NS)
+                .with_attr("id", name)
+                .with_attr("expire", "true"),
+        );
+        let answer = iq(&mut s.jicofo, "set", expire).await;
+        assert_eq!(answer.attr("type"), Some("result"));
+    }
     let bridge = s.bridge.clone();
     let stats = tokio::task::spawn_blocking(move || bridge.stats())
         .await
@@ -346,6 +351,7 @@ async fn a_participant_allocated_over_colibri2_connects_to_the_bridge() {
     assert_eq!((stats.totals.conferences, stats.totals.endpoints), (0, 0));
     let gone = iq(&mut s.jicofo, "set", modify("m1", false)).await;
     assert_eq!(reason(&gone).as_deref(), Some("CONFERENCE_NOT_FOUND"));
+    drop(ps);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
