@@ -214,13 +214,11 @@ fn parse_sources(s: &Element) -> Result<Sources, String> {
     Ok(out)
 }
 
-/// The bridge's side of a new endpoint, as a `<conference-modified>` carries it.
-pub fn endpoint_created(
-    id: &str,
-    local: &LocalTransport,
-    websocket: Option<&str>,
-    sctp: bool,
-) -> Element {
+/// The bridge's side of an endpoint's transport as an ice-udp `<transport>`:
+/// what a Colibri2 answer carries and what a Jingle offer copies into every
+/// content. The bridge offers `actpass` and ends up the DTLS server, as the
+/// client answers `active`.
+pub fn ice_udp_transport(local: &LocalTransport, websocket: Option<&str>) -> Element {
     let mut ice = Element::new("transport", ICE_UDP)
         .with_attr("ufrag", local.ufrag.as_str())
         .with_attr("pwd", local.pwd.as_str())
@@ -237,7 +235,7 @@ pub fn endpoint_created(
                 .with_attr("component", c.component.to_string())
                 .with_attr("foundation", c.foundation.as_str())
                 .with_attr("generation", "0")
-                .with_attr("id", format!("{id}-c{i}"))
+                .with_attr("id", format!("c{i}"))
                 .with_attr("network", "0")
                 .with_attr("protocol", c.protocol.as_str())
                 .with_attr("type", c.kind.as_str())
@@ -249,7 +247,18 @@ pub fn endpoint_created(
     if let Some(url) = websocket {
         ice.push_child(Element::new("web-socket", COLIBRI).with_attr("url", url));
     }
-    let mut transport = Element::new("transport", NS).with_child(ice);
+    ice
+}
+
+/// The bridge's side of a new endpoint, as a `<conference-modified>` carries it.
+pub fn endpoint_created(
+    id: &str,
+    local: &LocalTransport,
+    websocket: Option<&str>,
+    sctp: bool,
+) -> Element {
+    let mut transport =
+        Element::new("transport", NS).with_child(ice_udp_transport(local, websocket));
     if sctp {
         // Videobridge supports one SCTP port, as the server.
         transport.push_child(

@@ -8,38 +8,10 @@ use signaling::xml::Element;
 
 use super::{JingleError, bounded, ns};
 
-/// Builds the bridge's transport, copied into every content (BUNDLE, §3.2).
-/// The bridge offers `actpass` and ends up the DTLS server, as the client
-/// answers `active`.
+/// Builds the bridge's transport, copied into every content (BUNDLE, §3.2):
+/// the one Colibri2 carries, with the SCTP map for a data channel.
 pub(crate) fn build(local: &LocalTransport, websocket: Option<&str>, sctp: bool) -> Element {
-    let mut t = Element::new("transport", ns::ICE_UDP)
-        .with_attr("ufrag", local.ufrag.as_str())
-        .with_attr("pwd", local.pwd.as_str())
-        .with_child(Element::new("rtcp-mux", ns::ICE_UDP))
-        .with_child(
-            Element::new("fingerprint", ns::DTLS)
-                .with_attr("hash", local.fingerprint_hash.as_str())
-                .with_attr("setup", "actpass")
-                .with_text(local.fingerprint.as_str()),
-        );
-    for (i, c) in local.candidates.iter().enumerate() {
-        t.push_child(
-            Element::new("candidate", ns::ICE_UDP)
-                .with_attr("component", c.component.to_string())
-                .with_attr("foundation", c.foundation.as_str())
-                .with_attr("generation", "0")
-                .with_attr("id", format!("c{i}"))
-                .with_attr("network", "0")
-                .with_attr("protocol", c.protocol.as_str())
-                .with_attr("type", c.kind.as_str())
-                .with_attr("ip", c.address.ip().to_string())
-                .with_attr("port", c.address.port().to_string())
-                .with_attr("priority", c.priority.to_string()),
-        );
-    }
-    if let Some(url) = websocket {
-        t.push_child(Element::new("web-socket", ns::COLIBRI).with_attr("url", url));
-    }
+    let mut t = colibri2::codec::ice_udp_transport(local, websocket);
     if sctp {
         t.push_child(
             Element::new("sctpmap", ns::SCTP)
