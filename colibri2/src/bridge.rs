@@ -311,6 +311,16 @@ fn apply(
         return (m.meeting_id.clone(), None, Ok(answer));
     }
     for e in &m.endpoints {
+        if e.ice_restart {
+            // str0m cannot restart an agent in place; Jicofo then re-invites
+            // the participant, which gets it a new endpoint.
+            let error = codec::error(
+                Reason::FeatureNotImplemented,
+                Some(&e.id),
+                "ICE restart in place is not supported",
+            );
+            return failed(m, members, error);
+        }
         if e.expire {
             let _ = bridge.expire_endpoint(conference, &e.id);
             members.remove(&e.id);
@@ -323,10 +333,11 @@ fn apply(
                     members.insert(e.id.clone());
                     created = Some(local);
                 }
-                Err(err) => return failed(m, members, err, &e.id),
+                Err(err) => return failed(m, members, refused(err, &e.id)),
             }
         } else if !members.contains(&e.id) {
-            return failed(m, members, ApiError::UnknownEndpoint(e.id.clone()), &e.id);
+            let unknown = ApiError::UnknownEndpoint(e.id.clone());
+            return failed(m, members, refused(unknown, &e.id));
         }
         let updated = if e.transport.is_some() || e.sources.is_some() {
             bridge.update_endpoint(conference, &e.id, e.transport.clone(), e.sources.clone())
@@ -334,7 +345,7 @@ fn apply(
             Ok(())
         };
         if let Err(err) = updated {
-            return failed(m, members, err, &e.id);
+            return failed(m, members, refused(err, &e.id));
         }
         if let Some(local) = created {
             let url = websocket_base.map(|b| format!("{b}/{}", local.channel_path));
@@ -357,19 +368,20 @@ fn apply(
 fn failed(
     m: &Modify,
     members: HashSet<String>,
-    err: ApiError,
-    endpoint: &str,
+    error: Element,
 ) -> (String, Option<HashSet<String>>, Result<Element, Element>) {
+    // A conference whose creation failed is not there to be modified.
+    let members = (!members.is_empty()).then_some(members);
+    (m.meeting_id.clone(), members, Err(error))
+}
+
+/// A bridge error as the Colibri2 error Jicofo acts on.
+fn refused(err: ApiError, endpoint: &str) -> Element {
     let reason = match &err {
         ApiError::UnknownEndpoint(_) => Reason::UnknownEndpoint,
         ApiError::ConferenceNotFound(_) => Reason::ConferenceNotFound,
         ApiError::Shutdown | ApiError::Draining => Reason::GracefulShutdown,
         _ => Reason::Unspecified,
     };
-    let members = (!members.is_empty() || m.create).then_some(members);
-    (
-        m.meeting_id.clone(),
-        members,
-        Err(codec::error(reason, Some(endpoint), &err.to_string())),
-    )
+    codec::error(reason, Some(endpoint), &err.to_string())
 }

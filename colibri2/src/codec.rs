@@ -38,6 +38,8 @@ pub struct EndpointModify {
     pub transport: Option<RemoteTransport>,
     /// Whether an SCTP association was asked for (`<sctp/>` in `<transport>`).
     pub sctp: bool,
+    /// Whether a new ICE generation was asked for (`<transport ice-restart='true'>`).
+    pub ice_restart: bool,
     /// The endpoint's complete sources, when given.
     pub sources: Option<Sources>,
     /// The payload types of its `<media>`: kind, id, encoding name.
@@ -89,6 +91,7 @@ fn parse_endpoint(e: &Element) -> Result<EndpointModify, String> {
         expire: flag(e, "expire"),
         transport,
         sctp: outer.is_some_and(|t| t.child("sctp", NS).is_some()),
+        ice_restart: outer.is_some_and(|t| flag(t, "ice-restart")),
         sources: e.child("sources", NS).map(parse_sources).transpose()?,
         payload_types: e
             .children()

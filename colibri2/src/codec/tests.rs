@@ -26,7 +26,7 @@ fn a_create_asks_for_the_bridge_side_only() {
     assert!(m.create && !m.expire);
     let e = &m.endpoints[0];
     assert_eq!(e.id, "3f2a9c1d");
-    assert!(e.create && e.sctp);
+    assert!(e.create && e.sctp && !e.ice_restart);
     assert_eq!(e.transport, None);
     assert_eq!(e.sources, Some(Sources::default()));
     assert_eq!(e.payload_types, vec![("audio".into(), 111, "opus".into())]);
@@ -114,4 +114,11 @@ fn errors_carry_colibri2_reason_and_endpoint() {
         e.child("endpoint", NS).and_then(|r| r.attr("id")),
         Some("3f2a9c1d")
     );
+}
+
+#[test]
+fn an_ice_restart_request_is_recognised() {
+    let xml = "<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='a'>\
+        <transport ice-restart='true'/></endpoint></conference-modify>";
+    assert!(parse_modify(&element(xml)).unwrap().endpoints[0].ice_restart);
 }
