@@ -347,6 +347,11 @@ fn apply(
         if let Err(err) = updated {
             return failed(m, members, refused(err, &e.id));
         }
+        if let Some((audio, video)) = e.force_mute
+            && let Err(err) = bridge.force_mute(conference, &e.id, audio, video)
+        {
+            return failed(m, members, refused(err, &e.id));
+        }
         if let Some(local) = created {
             let url = websocket_base.map(|b| format!("{b}/{}", local.channel_path));
             answer.push_child(codec::endpoint_created(

@@ -42,6 +42,8 @@ pub struct EndpointModify {
     pub ice_restart: bool,
     /// The endpoint's complete sources, when given.
     pub sources: Option<Sources>,
+    /// `<force-mute audio video>`: whether its audio and video are to be dropped.
+    pub force_mute: Option<(bool, bool)>,
     /// The payload types of its `<media>`: kind, id, encoding name.
     pub payload_types: Vec<(String, u8, String)>,
 }
@@ -93,6 +95,9 @@ fn parse_endpoint(e: &Element) -> Result<EndpointModify, String> {
         sctp: outer.is_some_and(|t| t.child("sctp", NS).is_some()),
         ice_restart: outer.is_some_and(|t| flag(t, "ice-restart")),
         sources: e.child("sources", NS).map(parse_sources).transpose()?,
+        force_mute: e
+            .child("force-mute", NS)
+            .map(|f| (flag(f, "audio"), flag(f, "video"))),
         payload_types: e
             .children()
             .filter(|m| m.is("media", NS))

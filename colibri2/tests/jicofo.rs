@@ -323,7 +323,45 @@ async fn participants_allocated_over_colibri2_hear_each_other() {
     let heard = ps[1].payloads_from(1111).len();
     assert!(heard >= 45, "bob heard {heard} of alice's 50 packets");
 
-    // 4. Jicofo's mistakes get the reasons it acts on.
+    // 4. A moderator mutes alice (audio moderation): the bridge drops her
+    // audio whatever her client sends, until Jicofo lifts it.
+    let mut ps = ps;
+    for (muted, round) in [(true, 1), (false, 2)] {
+        let mute = modify("m1", false).with_child(
+            Element::new("endpoint", NS)
+                .with_attr("id", "alice")
+                .with_child(
+                    Element::new("force-mute", NS)
+                        .with_attr("audio", muted.to_string())
+                        .with_attr("video", "false"),
+                ),
+        );
+        let answer = iq(&mut s.jicofo, "set", mute).await;
+        assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
+        let before = ps[1].payloads_from(1111).len();
+        ps = tokio::task::spawn_blocking(move || {
+            for n in 1..=50u32 {
+                let ts = (round * 50 + n) * 960;
+                ps[0].send_audio(1111, ts, -30, format!("alice:{round}:{n}").into_bytes());
+                poll_all(&mut ps, 2);
+            }
+            poll_all(&mut ps, 20);
+            ps
+        })
+        .await
+        .unwrap();
+        let heard = ps[1].payloads_from(1111).len() - before;
+        if muted {
+            assert_eq!(heard, 0, "bob heard a force-muted alice");
+        } else {
+            assert!(
+                heard >= 45,
+                "bob heard {heard} of 50 once alice may speak again"
+            );
+        }
+    }
+
+    // 5. Jicofo's mistakes get the reasons it acts on.
     let unknown =
         modify("m1", false).with_child(Element::new("endpoint", NS).with_attr("id", "nobody"));
     let answer = iq(&mut s.jicofo, "set", unknown).await;
@@ -333,7 +371,7 @@ async fn participants_allocated_over_colibri2_hear_each_other() {
     let elsewhere = iq(&mut s.jicofo, "set", modify("m2", false)).await;
     assert_eq!(reason(&elsewhere).as_deref(), Some("CONFERENCE_NOT_FOUND"));
 
-    // 5. The last participant leaving ends the conference on the bridge.
+    // 6. The last participant leaving ends the conference on the bridge.
     for name in ["alice", "bob"] {
         let expire = modify("m1", false).with_child(
             Element::new("endpoint", NS)

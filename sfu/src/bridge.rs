@@ -253,6 +253,18 @@ impl Bridge {
             .call(|r| Command::Target(conference.into(), receiver.into(), source, layer, r))
     }
 
+    /// Colibri2 `force-mute`: drop (or stop dropping) the endpoint's audio and video.
+    pub fn force_mute(
+        &self,
+        conference: &str,
+        endpoint: &str,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), ApiError> {
+        self.worker(conference)?
+            .call(|r| Command::ForceMute(conference.into(), endpoint.into(), audio, video, r))
+    }
+
     /// Colibri2 endpoint expire; the conference goes with its last endpoint.
     pub fn expire_endpoint(&self, conference: &str, endpoint: &str) -> Result<(), ApiError> {
         let mut placement = self.placement();

@@ -105,6 +105,9 @@ pub(crate) struct Endpoint {
     pub addresses: usize,
     /// The candidates its client signalled.
     remote_candidates: Vec<SocketAddr>,
+    /// The focus forbids its audio, and its video (Colibri2 `force-mute`):
+    /// the bridge drops them whatever the client does.
+    pub force_muted: (bool, bool),
     /// When a datagram from it last arrived, and whether any has.
     pub last_heard: Instant,
     pub heard_any: bool,
@@ -203,6 +206,7 @@ impl Endpoint {
             ever_connected: false,
             addresses: 0,
             remote_candidates: Vec::new(),
+            force_muted: (false, false),
             last_heard: now,
             queued: false,
             heard_any: false,

@@ -285,6 +285,21 @@ impl Router {
         Ok(())
     }
 
+    /// Colibri2 `force-mute`: whether this endpoint's audio and video are
+    /// dropped (a moderator muted it; its client may not unmute).
+    pub fn force_mute(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        audio: bool,
+        video: bool,
+    ) -> Result<(), ApiError> {
+        let key = self.key(conference, endpoint)?;
+        let ep = self.endpoints[key].as_mut().expect("keyed endpoints exist");
+        ep.force_muted = (audio, video);
+        Ok(())
+    }
+
     /// Colibri2 `endpoint expire`; the conference goes with its last endpoint.
     pub fn expire_endpoint(&mut self, conference: &str, endpoint: &str) -> Result<(), ApiError> {
         let key = self.key(conference, endpoint)?;

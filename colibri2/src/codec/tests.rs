@@ -117,8 +117,10 @@ fn errors_carry_colibri2_reason_and_endpoint() {
 }
 
 #[test]
-fn an_ice_restart_request_is_recognised() {
+fn force_mute_and_ice_restart_are_read() {
     let xml = "<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='a'>\
-        <transport ice-restart='true'/></endpoint></conference-modify>";
-    assert!(parse_modify(&element(xml)).unwrap().endpoints[0].ice_restart);
+        <transport ice-restart='true'/><force-mute audio='true' video='false'/></endpoint></conference-modify>";
+    let e = &parse_modify(&element(xml)).unwrap().endpoints[0];
+    assert!(e.ice_restart);
+    assert_eq!(e.force_mute, Some((true, false)));
 }

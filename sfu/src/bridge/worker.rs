@@ -43,6 +43,7 @@ pub(super) enum Command {
         Reply<()>,
     ),
     Target(String, String, u32, Option<u8>, Reply<()>),
+    ForceMute(String, String, bool, bool, Reply<()>),
     /// Replies whether the conference still has endpoints.
     Expire(String, String, Reply<bool>),
     /// Replies how many endpoints went.
@@ -290,6 +291,9 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
         }
         Command::Update(c, e, remote, sources, r) => {
             let _ = r.send(router.update_endpoint(now, &c, &e, remote.as_ref(), sources.as_ref()));
+        }
+        Command::ForceMute(c, e, audio, video, r) => {
+            let _ = r.send(router.force_mute(&c, &e, audio, video));
         }
         Command::Target(c, e, s, l, r) => {
             let _ = r.send(router.set_video_target(&c, &e, s, l));

@@ -17,6 +17,11 @@ impl Router {
         if !is_audio && video.is_none() {
             return;
         }
+        // A force-muted sender is not heard, seen or made dominant speaker.
+        let (audio_muted, video_muted) = sender.force_muted;
+        if (is_audio && audio_muted) || (!is_audio && video_muted) {
+            return;
+        }
         if is_audio {
             sender.last_audio = Some(now);
         } else {
