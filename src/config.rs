@@ -96,7 +96,7 @@ pub struct SfuConfig {
 
 /// `[sfu.xmpp]`: the XMPP account the bridge logs in with and the brewery
 /// room where Jicofo looks for bridges (Videobridge's `xmpp-client` config).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SfuXmppConfig {
     /// `host:port` of the XMPP server's client port.
@@ -144,6 +144,21 @@ impl SfuConfig {
             socket_buffer: self.socket_buffer_bytes,
             ..Default::default()
         }
+    }
+}
+
+impl std::fmt::Debug for SfuXmppConfig {
+    /// Everything but the password, which must not reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SfuXmppConfig")
+            .field("server", &self.server)
+            .field("domain", &self.domain)
+            .field("username", &self.username)
+            .field("brewery", &self.brewery)
+            .field("nickname", &self.nickname)
+            .field("ca_file", &self.ca_file)
+            .field("websocket_url", &self.websocket_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -274,6 +289,25 @@ mod tests {
         let env = [("OXBRIDGE_HTTP__LISTN".to_string(), "x".to_string())];
         let e = Config::load(None, env.into_iter()).unwrap_err();
         assert!(format!("{e:#}").contains("listn"), "{e:#}");
+    }
+
+    #[test]
+    fn the_bridges_xmpp_password_is_neither_printed_nor_logged() {
+        let env = [
+            ("OXBRIDGE_SFU__XMPP__SERVER", "xmpp.example.org:5222"),
+            ("OXBRIDGE_SFU__XMPP__DOMAIN", "auth.example.org"),
+            ("OXBRIDGE_SFU__XMPP__USERNAME", "jvb"),
+            ("OXBRIDGE_SFU__XMPP__PASSWORD", "hunter2-secret"),
+            (
+                "OXBRIDGE_SFU__XMPP__BREWERY",
+                "jvbbrewery@internal.auth.example.org",
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let c = Config::load(None, env.into_iter()).unwrap();
+        assert_eq!(c.sfu.xmpp.as_ref().unwrap().password, "hunter2-secret");
+        assert!(!toml::to_string(&c).unwrap().contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use crate::scram::{Scram, ScramError};
 
 /// Where and as whom to log in.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// `host:port` of the server's client listener.
     pub server: String,
@@ -28,6 +28,19 @@ pub struct ClientConfig {
     pub resource: String,
     /// PEM certificates to trust for STARTTLS; the system's roots when unset.
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    /// Everything but the password, which must not reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("domain", &self.domain)
+            .field("username", &self.username)
+            .field("resource", &self.resource)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a connection could not be made or went down.
