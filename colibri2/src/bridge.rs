@@ -44,14 +44,15 @@ pub async fn run(bridge: Arc<Bridge>, config: BridgeXmppConfig) {
         config,
         conferences: HashMap::new(),
         warned: HashSet::new(),
+        joined: false,
     };
     let mut retry = RETRY_FIRST;
     loop {
-        match face.serve_once().await {
-            Ok(()) => retry = RETRY_FIRST,
-            Err(e) => {
-                tracing::warn!(error = %e, brewery = %face.config.brewery, "Colibri2 XMPP connection lost")
-            }
+        let Err(e) = face.serve_once().await;
+        tracing::warn!(error = %e, brewery = %face.config.brewery, "Colibri2 XMPP connection lost");
+        // A connection that got as far as the brewery starts the backoff over.
+        if std::mem::take(&mut face.joined) {
+            retry = RETRY_FIRST;
         }
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(RETRY_LONGEST);
@@ -66,6 +67,8 @@ struct Face {
     /// Payload types Jicofo offered that the bridge does not forward, each
     /// logged once.
     warned: HashSet<(u8, String)>,
+    /// Whether the current connection got into the brewery.
+    joined: bool,
 }
 
 /// A conference as the face knows it.
@@ -77,7 +80,7 @@ struct Conference {
 
 impl Face {
     /// One connection's life: log in, join the brewery, answer until it drops.
-    async fn serve_once(&mut self) -> Result<(), ClientError> {
+    async fn serve_once(&mut self) -> Result<std::convert::Infallible, ClientError> {
         // Conferences of an earlier connection were moved away meanwhile.
         self.end_conferences(|_| true).await;
         let mut conn = Connection::connect(&self.config.client).await?;
@@ -106,9 +109,13 @@ impl Face {
                             Some("error") if from == room => {
                                 return Err(ClientError::Protocol("the brewery refused our join".into()));
                             }
+                            Some("unavailable") if from == room => {
+                                return Err(ClientError::Protocol("we were removed from the brewery".into()));
+                            }
                             Some("unavailable") => {
                                 self.end_conferences(|c| c.focus == from).await;
                             }
+                            None if from == room => self.joined = true,
                             _ => {}
                         }
                     }
