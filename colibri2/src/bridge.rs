@@ -17,6 +17,8 @@ use crate::xmpp::{ClientConfig, ClientError, Connection};
 const HEALTHCHECK: &str = "http://jitsi.org/protocol/healthcheck";
 /// How often the stats presence is re-sent (Videobridge's default).
 const PRESENCE_EVERY: Duration = Duration::from_secs(5);
+/// Longest a login may take before it is given up and retried.
+const CONNECT_WITHIN: Duration = Duration::from_secs(30);
 /// Reconnection backoff after a lost connection, doubling up to the longest.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_LONGEST: Duration = Duration::from_secs(30);
@@ -83,7 +85,12 @@ impl Face {
     async fn serve_once(&mut self) -> Result<std::convert::Infallible, ClientError> {
         // Conferences of an earlier connection were moved away meanwhile.
         self.end_conferences(|_| true).await;
-        let mut conn = Connection::connect(&self.config.client).await?;
+        let mut conn =
+            tokio::time::timeout(CONNECT_WITHIN, Connection::connect(&self.config.client))
+                .await
+                .map_err(|_| {
+                    ClientError::Protocol(format!("no session within {CONNECT_WITHIN:?}"))
+                })??;
         tracing::info!(jid = %conn.jid, brewery = %self.config.brewery, "bridge joined Jicofo's brewery");
         let room = format!("{}/{}", self.config.brewery, self.config.nickname);
         let mut join = self.presence(&room).await;

@@ -1,7 +1,7 @@
 //! An outbound XMPP client connection, as Videobridge makes one to Prosody's
-//! internal domain: TCP, STARTTLS (whenever the server offers it, which
-//! Prosody's default requires), SASL SCRAM-SHA-1 or else PLAIN (only over
-//! TLS), resource binding. Stanzas in and out are [`Element`]s.
+//! internal domain: TCP, STARTTLS (required: Colibri2 carries participants'
+//! ICE credentials), SASL SCRAM-SHA-1 or else PLAIN, resource binding.
+//! Stanzas in and out are [`Element`]s.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,22 +89,23 @@ impl Connection {
             events: Default::default(),
             jid: String::new(),
         };
-        let mut features = c.open(&config.domain).await?;
-        let mut secure = false;
-        if features.child("starttls", ns::TLS).is_some() {
-            c.send(&Element::new("starttls", ns::TLS)).await?;
-            let answer = c.next().await?;
-            if !answer.is("proceed", ns::TLS) {
-                return Err(ClientError::Tls(format!(
-                    "STARTTLS refused: <{}/>",
-                    answer.name()
-                )));
-            }
-            c.start_tls(config).await?;
-            secure = true;
-            features = c.open(&config.domain).await?;
+        let features = c.open(&config.domain).await?;
+        if features.child("starttls", ns::TLS).is_none() {
+            return Err(ClientError::Tls(
+                "the server offers no STARTTLS: the password and the participants' ICE credentials would cross in the clear".into(),
+            ));
         }
-        c.authenticate(config, &features, secure).await?;
+        c.send(&Element::new("starttls", ns::TLS)).await?;
+        let answer = c.next().await?;
+        if !answer.is("proceed", ns::TLS) {
+            return Err(ClientError::Tls(format!(
+                "STARTTLS refused: <{}/>",
+                answer.name()
+            )));
+        }
+        c.start_tls(config).await?;
+        let features = c.open(&config.domain).await?;
+        c.authenticate(config, &features).await?;
         let features = c.open(&config.domain).await?;
         if features.child("bind", ns::BIND).is_none() {
             return Err(ClientError::Protocol("no resource binding offered".into()));
@@ -174,7 +175,6 @@ impl Connection {
         &mut self,
         config: &ClientConfig,
         features: &Element,
-        secure: bool,
     ) -> Result<(), ClientError> {
         let offered: Vec<String> = features
             .child("mechanisms", ns::SASL)
@@ -196,7 +196,7 @@ impl Connection {
             let success = self.sasl_step("success").await?;
             scram.check_server_final(&success)?;
             Ok(())
-        } else if has("PLAIN") && secure {
+        } else if has("PLAIN") {
             let plain = format!("\0{}\0{}", config.username, config.password);
             self.send(
                 &Element::new("auth", ns::SASL)

@@ -29,11 +29,77 @@ const PATIENCE: Duration = Duration::from_secs(10);
 struct Stack {
     bridge: Arc<sfu::bridge::Bridge>,
     jicofo: Connection,
-    _stop: tokio::sync::watch::Sender<bool>,
+    xmpp: Xmpp,
 }
 
-/// Our XMPP server with the focus's and the bridge's accounts, our bridge
-/// behind its Colibri2 face, and a "Jicofo" logged in and in the brewery.
+/// Our XMPP server, standing in for Prosody, with the focus's and the
+/// bridge's accounts.
+struct Xmpp {
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    ca: std::path::PathBuf,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Xmpp {
+    async fn start(
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        ca: std::path::PathBuf,
+    ) -> Xmpp {
+        let mut config = signaling::Config::for_domain("localhost");
+        config.xmpp.listen = addr;
+        for user in ["focus", "jvb"] {
+            config.xmpp.accounts.push(signaling::config::Account {
+                jid: format!("{user}@auth.localhost"),
+                password: format!("{user}-secret"),
+            });
+        }
+        config.muc.admins = vec!["focus@auth.localhost".into()];
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let server = signaling::Server::start(config, Some(tls.clone()), stopped)
+            .await
+            .unwrap();
+        Xmpp {
+            addr: server.xmpp_addr,
+            tls,
+            ca,
+            stop,
+        }
+    }
+
+    fn client(&self, user: &str) -> ClientConfig {
+        ClientConfig {
+            server: self.addr.to_string(),
+            domain: "auth.localhost".into(),
+            username: user.into(),
+            password: format!("{user}-secret"),
+            resource: user.into(),
+            ca_file: Some(self.ca.clone()),
+        }
+    }
+
+    /// A Jicofo logged in and in the brewery, which it makes (only the
+    /// focus may create rooms).
+    async fn jicofo(&self) -> Connection {
+        let mut jicofo = Connection::connect(&self.client("focus")).await.unwrap();
+        jicofo
+            .send(
+                &Element::new("presence", ns::CLIENT)
+                    .with_attr("to", format!("{BREWERY}/focus"))
+                    .with_child(Element::new("x", ns::MUC)),
+            )
+            .await
+            .unwrap();
+        until(&mut jicofo, |s| {
+            s.is("presence", ns::CLIENT) && s.attr("from") == Some(&format!("{BREWERY}/focus"))
+        })
+        .await;
+        jicofo
+    }
+}
+
+/// The XMPP server, our bridge behind its Colibri2 face, and a Jicofo.
 async fn stack() -> Stack {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cert = rcgen::generate_simple_self_signed(vec!["auth.localhost".into()]).unwrap();
@@ -46,27 +112,7 @@ async fn stack() -> Stack {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der())),
         )
         .unwrap();
-    let mut config = signaling::Config::for_domain("localhost");
-    config.xmpp.listen = "127.0.0.1:0".parse().unwrap();
-    for user in ["focus", "jvb"] {
-        config.xmpp.accounts.push(signaling::config::Account {
-            jid: format!("{user}@auth.localhost"),
-            password: format!("{user}-secret"),
-        });
-    }
-    config.muc.admins = vec!["focus@auth.localhost".into()];
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server = signaling::Server::start(config, Some(Arc::new(tls)), stopped)
-        .await
-        .unwrap();
-    let client = |user: &str| ClientConfig {
-        server: server.xmpp_addr.to_string(),
-        domain: "auth.localhost".into(),
-        username: user.into(),
-        password: format!("{user}-secret"),
-        resource: user.into(),
-        ca_file: Some(ca.clone()),
-    };
+    let xmpp = Xmpp::start("127.0.0.1:0".parse().unwrap(), Arc::new(tls), ca).await;
     let bridge = Arc::new(
         sfu::bridge::Bridge::start(sfu::bridge::BridgeConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -78,24 +124,11 @@ async fn stack() -> Stack {
         })
         .unwrap(),
     );
-    // Jicofo makes the brewery (only the focus may create rooms).
-    let mut jicofo = Connection::connect(&client("focus")).await.unwrap();
-    jicofo
-        .send(
-            &Element::new("presence", ns::CLIENT)
-                .with_attr("to", format!("{BREWERY}/focus"))
-                .with_child(Element::new("x", ns::MUC)),
-        )
-        .await
-        .unwrap();
-    until(&mut jicofo, |s| {
-        s.is("presence", ns::CLIENT) && s.attr("from") == Some(&format!("{BREWERY}/focus"))
-    })
-    .await;
+    let jicofo = xmpp.jicofo().await;
     tokio::spawn(colibri2::bridge::run(
         bridge.clone(),
         BridgeXmppConfig {
-            client: client("jvb"),
+            client: xmpp.client("jvb"),
             brewery: BREWERY.into(),
             nickname: "jvb1".into(),
             websocket_base: Some("wss://meet.example.com/colibri-ws/jvb1".into()),
@@ -104,7 +137,24 @@ async fn stack() -> Stack {
     Stack {
         bridge,
         jicofo,
-        _stop: stop,
+        xmpp,
+    }
+}
+
+/// How many conferences the bridge holds.
+async fn conferences(bridge: &Arc<sfu::bridge::Bridge>) -> usize {
+    let bridge = bridge.clone();
+    tokio::task::spawn_blocking(move || bridge.stats().unwrap().totals.conferences)
+        .await
+        .unwrap()
+}
+
+/// Waits (at most [`PATIENCE`]) for the bridge to hold no conference.
+async fn until_no_conferences(bridge: &Arc<sfu::bridge::Bridge>, why: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while conferences(bridge).await > 0 {
+        assert!(Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -408,12 +458,7 @@ async fn the_conferences_of_a_jicofo_that_leaves_the_brewery_end() {
         let answer = iq(&mut s.jicofo, "set", create).await;
         assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
     }
-    let conferences = |bridge: Arc<sfu::bridge::Bridge>| async move {
-        tokio::task::spawn_blocking(move || bridge.stats().unwrap().totals.conferences)
-            .await
-            .unwrap()
-    };
-    assert_eq!(conferences(s.bridge.clone()).await, 2);
+    assert_eq!(conferences(&s.bridge).await, 2);
     // Jicofo goes (a restart, a crash): nobody will expire these any more.
     s.jicofo
         .send(
@@ -423,12 +468,49 @@ async fn the_conferences_of_a_jicofo_that_leaves_the_brewery_end() {
         )
         .await
         .unwrap();
+    until_no_conferences(
+        &s.bridge,
+        "the bridge ends the conferences of a Jicofo that left",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_comes_back_after_the_xmpp_server_restarts() {
+    let mut s = stack().await;
+    let bridge_presence = |p: &Element| {
+        p.is("presence", ns::CLIENT)
+            && p.attr("from") == Some(&format!("{BREWERY}/jvb1"))
+            && p.attr("type").is_none()
+    };
+    until(&mut s.jicofo, bridge_presence).await;
+    let create = modify("m1", true).with_child(
+        Element::new("endpoint", NS)
+            .with_attr("id", "ep1")
+            .with_attr("create", "true"),
+    );
+    let answer = iq(&mut s.jicofo, "set", create).await;
+    assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
+
+    // Prosody restarts: every session drops, Jicofo moves the conference away.
+    let _ = s.xmpp.stop.send(true);
+    drop(s.jicofo);
     let deadline = Instant::now() + PATIENCE;
-    while conferences(s.bridge.clone()).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the bridge ends the conferences of a Jicofo that left"
-        );
+    let xmpp = loop {
+        // The old listener goes once its accept loop sees the stop.
+        assert!(Instant::now() < deadline, "the old XMPP listener closes");
+        if tokio::net::TcpListener::bind(s.xmpp.addr).await.is_ok() {
+            break Xmpp::start(s.xmpp.addr, s.xmpp.tls.clone(), s.xmpp.ca.clone()).await;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    let mut jicofo = xmpp.jicofo().await;
+    // The bridge logs in again on its own and is back in the brewery...
+    until(&mut jicofo, bridge_presence).await;
+    // ...without the conference of the Jicofo that lost it.
+    until_no_conferences(
+        &s.bridge,
+        "the bridge ends the conferences of its earlier connection",
+    )
+    .await;
 }
