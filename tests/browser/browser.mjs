@@ -282,10 +282,14 @@ export async function mediaArrives(b, what, timeout = 20_000) {
   throw new Error(`media did not arrive at ${b.id} (want ${JSON.stringify(what)}): ${JSON.stringify(last)}; events ${JSON.stringify(events)}`);
 }
 
-/** Bytes received so far per inbound stream (ssrc → bytes), to see them rise. */
+/**
+ * Bytes received so far per inbound media stream (ssrc → bytes), to see them rise. A video stream
+ * that never decoded a frame carries only the bridge's padding (bandwidth probes), which comes and
+ * goes by design: it is left out.
+ */
 export async function receivedBytes(b) {
   const stats = await b.page.evaluate(() => window.inbound());
-  return Object.fromEntries(stats.map((s) => [s.ssrc, s.bytes]));
+  return Object.fromEntries(stats.filter((s) => s.kind === 'audio' || s.frames > 0).map((s) => [s.ssrc, s.bytes]));
 }
 
 /** Ms from the page's start() to its first decoded remote video frame (getStats polled every 20 ms). */

@@ -74,7 +74,9 @@ test('two participants over WebSocket see and hear each other, talk over the bri
   const before = await receivedBytes(a);
   await new Promise((r) => setTimeout(r, 1000));
   const after = await receivedBytes(a);
-  for (const [ssrc, bytes] of Object.entries(before)) assert.ok(after[ssrc] > bytes, `stream ${ssrc} keeps flowing`);
+  for (const [ssrc, bytes] of Object.entries(before)) {
+    assert.ok(after[ssrc] > bytes, `stream ${ssrc} keeps flowing: ${JSON.stringify(await a.page.evaluate(() => window.inbound()))}`);
+  }
 
   // An endpoint message crosses the bridge channel (colibri WebSocket).
   await a.page.evaluate(() => window.conference.sendEndpointMessage('', { type: 'hello', n: 1 }));
