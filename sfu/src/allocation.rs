@@ -71,6 +71,8 @@ pub struct RateMeter {
     window_start: Option<std::time::Instant>,
     bytes: u64,
     bps: u64,
+    /// When the last packet came.
+    last: Option<std::time::Instant>,
 }
 
 const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
@@ -85,6 +87,12 @@ impl RateMeter {
             self.window_start = Some(now);
         }
         self.bytes += bytes as u64;
+        self.last = Some(now);
+    }
+
+    /// How long the stream has sent nothing (`None`: never sent).
+    pub fn quiet_for(&self, now: std::time::Instant) -> Option<std::time::Duration> {
+        self.last.map(|l| now.saturating_duration_since(l))
     }
 
     /// The last full window's rate; 0 once the stream has been quiet for two.
@@ -94,6 +102,43 @@ impl RateMeter {
             _ => 0,
         }
     }
+}
+
+/// A layer quiet this long while a lower one of its source is sending has been
+/// paused by its sender (its own bandwidth or CPU): it is no layer to switch to.
+pub const PAUSED_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+/// What "is sending" means for that comparison.
+const SENDING_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The highest layer of a source its sender is sending, by its layers' meters
+/// (lowest first). While some layer is sending, one quiet for [`PAUSED_AFTER`]
+/// (or never heard) is paused; a source quiet on every layer (a still screen,
+/// a camera not started) keeps them all.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use sfu::allocation::{RateMeter, top_layer_sent};
+/// let t = Instant::now();
+/// let mut layers = [RateMeter::default(); 3];
+/// for l in &mut layers {
+///     l.add(t, 1000);
+/// }
+/// let later = t + Duration::from_secs(1);
+/// layers[0].add(later, 1000);
+/// layers[1].add(later, 1000);
+/// assert_eq!(top_layer_sent(&layers, later), 1);
+/// ```
+pub fn top_layer_sent(layers: &[RateMeter], now: std::time::Instant) -> u8 {
+    let top = layers.len().saturating_sub(1) as u8;
+    let sending = |l: &RateMeter| l.quiet_for(now).is_some_and(|q| q < SENDING_WITHIN);
+    let paused = |l: &RateMeter| l.quiet_for(now).is_none_or(|q| q >= PAUSED_AFTER);
+    if !layers.iter().any(sending) {
+        return top;
+    }
+    layers
+        .iter()
+        .rposition(|l| !paused(l))
+        .map_or(top, |i| i as u8)
 }
 
 #[cfg(test)]
@@ -153,5 +198,27 @@ mod tests {
         }
         assert_eq!(m.bps(t + Duration::from_secs(1)), 500_000);
         assert_eq!(m.bps(t + Duration::from_secs(4)), 0);
+    }
+
+    #[test]
+    fn a_paused_top_layer_is_not_offered_while_a_lower_one_is_sent() {
+        let t = Instant::now();
+        let mut layers = [RateMeter::default(); 3];
+        for l in &mut layers {
+            l.add(t, 1000);
+        }
+        assert_eq!(top_layer_sent(&layers, t), 2);
+        // Only layer 0 goes on: after PAUSED_AFTER the others are paused.
+        for ms in (20..=600).step_by(20) {
+            layers[0].add(t + Duration::from_millis(ms), 1000);
+        }
+        assert_eq!(top_layer_sent(&layers, t + Duration::from_millis(400)), 2);
+        assert_eq!(top_layer_sent(&layers, t + Duration::from_millis(600)), 0);
+        // Everything quiet (a still screen): every layer stays on offer.
+        assert_eq!(top_layer_sent(&layers, t + Duration::from_secs(5)), 2);
+        // A layer that never sent, beside one that does.
+        let mut two = [RateMeter::default(); 2];
+        two[0].add(t, 1000);
+        assert_eq!(top_layer_sent(&two, t), 0);
     }
 }

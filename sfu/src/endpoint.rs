@@ -115,6 +115,8 @@ pub(crate) struct Endpoint {
     pub active: bool,
     /// Bits per second of each of its video layers, as `video_layers`.
     pub video_rates: Vec<Vec<RateMeter>>,
+    /// The highest layer of each of its video sources it was last seen sending.
+    pub video_top: Vec<u8>,
     /// The bridge's estimate of its downlink (transport-cc).
     pub bwe_bps: Option<u64>,
     /// Last NACK and loss totals reported per stream sent to it.
@@ -214,6 +216,7 @@ impl Endpoint {
             egress_totals: HashMap::new(),
             keyframes_asked: HashMap::new(),
             video_rates: Vec::new(),
+            video_top: Vec::new(),
             bwe_bps: None,
         })
     }

@@ -585,6 +585,59 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
 }
 
 #[test]
+fn a_receiver_of_a_layer_its_sender_stops_is_moved_to_one_still_sent() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let bridge = std::sync::Arc::new(bridge());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = serve_channels(&rt, &bridge);
+    let layers = [5001u32, 5002, 5003];
+    let (sender, _) = join_with(&bridge, "room", "sender", 6001, &layers);
+    let (viewer, local) = join_with(&bridge, "room", "viewer", 7001, &[]);
+    let mut ps = vec![sender, viewer];
+    ps[1].expect(layers[0], MediaKind::Video);
+    connect_all(&mut ps);
+    let mut ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!(
+            "{base}{}",
+            local.channel_path
+        )))
+        .unwrap()
+        .0;
+    rt.block_on(async {
+        ws.next().await.unwrap().unwrap();
+        ws.send(Message::text(
+            r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,"onStageSources":["sender-v0"],
+            "defaultConstraints":{"maxHeight":180},"constraints":{"sender-v0":{"maxHeight":720}}}"#,
+        ))
+        .await
+        .unwrap();
+    });
+    let newest_layer = |p: &Participant| p.got[&layers[0]].last().map(|g| g.payload[8]);
+    let mut camera = Camera::new(&layers);
+    camera.send(&mut ps, 40);
+    assert_eq!(newest_layer(&ps[1]), Some(2), "720p wanted: the top layer");
+
+    // The sender's browser stops its top layer (its uplink got tight): the
+    // viewer must not wait for it, but get the middle layer, which goes on.
+    camera.pause(2);
+    let paused_at = std::time::Instant::now();
+    let deadline = paused_at + Duration::from_secs(10);
+    while newest_layer(&ps[1]) != Some(1) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the viewer still waits for the paused layer"
+        );
+        camera.send(&mut ps, 5);
+    }
+    println!(
+        "viewer moved to the middle layer {:?} after the top one stopped",
+        paused_at.elapsed()
+    );
+}
+
+#[test]
 fn the_dominant_speaker_is_announced_and_silence_is_not_forwarded() {
     use futures_util::StreamExt;
 

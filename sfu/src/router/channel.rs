@@ -245,7 +245,10 @@ impl Router {
                 let index = s.and_then(|s| s.video_layers.iter().position(|l| l[0] == source));
                 let (wanted, rates) = match (s, index) {
                     (Some(s), Some(i)) => (
-                        layer_for_height(height, s.video_layers[i].len()),
+                        // Not above what the sender is sending: a paused layer
+                        // would leave the receiver waiting for its key frame.
+                        layer_for_height(height, s.video_layers[i].len())
+                            .map(|l| l.min(top_layer_sent(&s.video_rates[i], now))),
                         s.video_rates[i].iter().map(|r| r.bps(now)).collect(),
                     ),
                     _ => (None, Vec::new()),

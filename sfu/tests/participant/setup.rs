@@ -103,6 +103,8 @@ pub struct Camera {
     layers: Vec<u32>,
     frame: u32,
     keyframe_due: Vec<bool>,
+    /// Layers it stopped encoding, as a browser does under its own bandwidth or CPU limits.
+    paused: Vec<bool>,
 }
 
 impl Camera {
@@ -111,12 +113,21 @@ impl Camera {
             layers: layers.to_vec(),
             frame: 0,
             keyframe_due: vec![true; layers.len()],
+            paused: vec![false; layers.len()],
         }
+    }
+
+    /// Stops sending `layer` (the others go on).
+    pub fn pause(&mut self, layer: usize) {
+        self.paused[layer] = true;
     }
 
     pub fn send(&mut self, ps: &mut [Participant], frames: u32) {
         for _ in 0..frames {
             for (l, ssrc) in self.layers.iter().enumerate() {
+                if self.paused[l] {
+                    continue;
+                }
                 let asked = ps[0].keyframe_requests.remove(ssrc).is_some();
                 let key = std::mem::take(&mut self.keyframe_due[l]) || asked;
                 let pid = ((self.frame + 100 * l as u32) % 0x8000) as u16;
