@@ -280,6 +280,34 @@ async fn serve_bridge(config: Config) -> anyhow::Result<()> {
     );
     tokio::spawn(colibri2::bridge::run(bridge.clone(), face));
     shutdown_signal().await;
+    // Graceful shutdown, as Videobridge's: no new conferences (Jicofo reads
+    // it from the presence), the running ones go on to their end.
+    bridge.start_shutdown();
+    let running = || {
+        let bridge = bridge.clone();
+        async move {
+            tokio::task::spawn_blocking(move || bridge.stats().map_or(0, |s| s.totals.conferences))
+                .await
+                .unwrap_or(0)
+        }
+    };
+    if running().await > 0 {
+        tracing::info!(
+            conferences = running().await,
+            "graceful shutdown: waiting for the conferences here to end (signal again to stop now)"
+        );
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown_signal() => break,
+                _ = tick.tick() => {
+                    if running().await == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     Ok(())

@@ -156,7 +156,7 @@ impl Face {
         } else {
             stat("healthy", "false".into());
         }
-        stat("graceful_shutdown", "false".into());
+        // Conferences here go on until they end; none are moved away.
         stat("shutting_down", "false".into());
         // What Jicofo adds to the stress per participant it places here
         // before the next report (Videobridge's default).

@@ -106,6 +106,7 @@ pub struct Bridge {
     placement: Mutex<Placement>,
     port: Arc<Port>,
     draining: AtomicBool,
+    shutting_down: AtomicBool,
     window: Window,
 }
 
@@ -169,6 +170,7 @@ impl Bridge {
             workers,
             port,
             draining: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
         })
     }
 
@@ -217,6 +219,7 @@ impl Bridge {
         let mut placement = self.placement();
         let index = match placement.conferences.get(conference) {
             Some(i) => *i,
+            None if self.is_shutting_down() => return Err(ApiError::Shutdown),
             None if self.is_draining() => return Err(ApiError::Draining),
             None => (0..self.workers.len())
                 .min_by_key(|i| placement.endpoints[*i])
@@ -359,6 +362,16 @@ impl Bridge {
         self.draining.load(Ordering::Relaxed)
     }
 
+    /// Graceful shutdown (Videobridge's): like drain, and for good; the
+    /// process ends once the conferences it holds have ended.
+    pub fn start_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
     /// Counters summed over the workers, with the port's own.
     pub fn stats(&self) -> Option<BridgeStats> {
         let mut out = BridgeStats::default();
@@ -420,7 +433,7 @@ impl Colibri for Bridge {
     fn load(&self) -> BridgeLoad {
         BridgeLoad {
             endpoints: self.placement().endpoints.iter().sum(),
-            draining: self.is_draining(),
+            draining: self.is_draining() || self.is_shutting_down(),
             region: self.region.clone(),
         }
     }

@@ -88,6 +88,7 @@ pub fn stats_report(bridge: &Bridge) -> Option<serde_json::Value> {
         "total_ice_failed": s.ice_failures,
         "total_ice_succeeded": s.ice_succeeded,
         "drain": bridge.is_draining(),
+        "graceful_shutdown": bridge.is_shutting_down(),
         "healthy": true,
         "version": env!("CARGO_PKG_VERSION"),
         "forwarding_latency_p50_us": stats.latency.quantile(0.5).as_micros() as u64,

@@ -8,6 +8,7 @@ import asyncio
 import datetime
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.error
@@ -162,8 +163,9 @@ class Bridge:
         return json.loads(body)
 
     def stop(self) -> None:
+        """Ends it at once (SIGTERM would wait for its conferences)."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.kill()
             self.proc.wait(timeout=10)
 
 
@@ -194,7 +196,7 @@ async def websocket_status(url: str) -> int:
 
 
 @xmpp_test()
-async def test_a_stock_jicofo_finds_allocates_on_and_loses_the_bridge(h, srv):
+async def test_a_stock_jicofo_finds_allocates_on_and_shuts_down_the_bridge_gracefully(h, srv):
     jicofo = await h.focus()
     await join(jicofo, "jvbbrewery", "focus")
     bridge = Bridge(srv)
@@ -238,14 +240,25 @@ async def test_a_stock_jicofo_finds_allocates_on_and_loses_the_bridge(h, srv):
         assert unknown["type"] == "error" and reason_of(unknown) == "UNKNOWN_ENDPOINT", unknown
         assert error_condition(unknown) == "item-not-found", unknown
 
+        # SIGTERM starts a graceful shutdown, as Videobridge's: Jicofo reads it in the stats, gets no new
+        # conference placed here, and the running one goes on...
+        bridge.proc.send_signal(signal.SIGTERM)
+        await jicofo.presences.expect(
+            lambda p: str(p["from"]) == occupant and p.xml.find(f"{{{NS_COLIBRI}}}stats") is not None
+            and stats_of(p).get("graceful_shutdown") == "true",
+            "graceful_shutdown in the bridge's stats", 8)
+        assert bridge.proc.poll() is None, "the bridge waits for its conference"
+        assert bridge.stats()["participants"] == 1
+        other = uuid.uuid4().hex
+        refused = await jicofo.iq(occupant, "set", f"<conference-modify xmlns='{NS_COLIBRI2}' meeting-id='{other}' "
+                                  f"create='true'><endpoint id='cd34ef56' create='true'/></conference-modify>")
+        assert refused["type"] == "error" and reason_of(refused) == "GRACEFUL_SHUTDOWN", refused
+
+        # ...until its last participant leaves: then the bridge ends and leaves the brewery.
         expire = await jicofo.iq(occupant, "set", f"<conference-modify xmlns='{NS_COLIBRI2}' meeting-id='{meeting}'>"
                                  f"<endpoint id='ab12cd34' expire='true'/></conference-modify>")
         assert expire["type"] == "result", expire
-        after = bridge.stats()
-        assert (after["conferences"], after["participants"]) == (0, 0), after
-
-        # A bridge that goes away leaves the brewery: Jicofo moves its conferences elsewhere.
-        bridge.stop()
+        assert bridge.proc.wait(timeout=10) == 0
         await jicofo.presences.expect(
             lambda p: str(p["from"]) == occupant and p["type"] == "unavailable", "the bridge leaving the brewery")
     finally:
