@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use participant::Participant;
-use participant::setup::{bridge, connect_all, join_with, poll_all, serve_channels, vp8};
+use participant::setup::{
+    bridge, connect_all, join_with, open_channel, poll_all, serve_channels, vp8,
+};
 use serde_json::{Value, json};
 use str0m::media::MediaKind;
 use tokio_tungstenite::tungstenite::Message;
@@ -90,13 +92,7 @@ fn last_n_follows_the_dominant_speaker_and_a_vanished_endpoint_is_reported() {
         room.ps[0].expect(5000 + i, MediaKind::Video);
     }
     connect_all(&mut room.ps);
-    let mut ws = rt
-        .block_on(tokio_tungstenite::connect_async(format!(
-            "{base}{}",
-            local.channel_path
-        )))
-        .unwrap()
-        .0;
+    let mut ws = open_channel(&rt, &base, &local.channel_path);
     rt.block_on(
         ws.send(Message::text(
             json!({"colibriClass":"ReceiverVideoConstraints","lastN":1,
@@ -155,13 +151,7 @@ fn a_receivers_bandwidth_caps_what_it_is_sent() {
     room.ps[0].expect(1001, MediaKind::Audio);
     room.ps[0].expect(5001, MediaKind::Video);
     connect_all(&mut room.ps);
-    let mut ws = rt
-        .block_on(tokio_tungstenite::connect_async(format!(
-            "{base}{}",
-            local.channel_path
-        )))
-        .unwrap()
-        .0;
+    let mut ws = open_channel(&rt, &base, &local.channel_path);
     let wish = |ws: &mut Ws, assumed_bps: u64| {
         rt.block_on(
             ws.send(Message::text(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use participant::Participant;
 use participant::setup::{
-    Camera, bridge, connect_all, join, join_with, poll_all, serve_channels, vp8,
+    Camera, bridge, connect_all, join, join_with, open_channel, poll_all, serve_channels, vp8,
 };
 use str0m::media::MediaKind;
 
@@ -474,22 +474,10 @@ fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
     let mut ps = vec![sender, viewer];
     ps[1].expect(layers[0], MediaKind::Video);
     connect_all(&mut ps);
-    let mut ws = rt
-        .block_on(tokio_tungstenite::connect_async(format!(
-            "{base}{}",
-            local.channel_path
-        )))
-        .unwrap()
-        .0;
+    let mut ws = open_channel(&rt, &base, &local.channel_path);
     let hello = rt.block_on(ws.next()).unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("ServerHello"));
-    let mut sender_ws = rt
-        .block_on(tokio_tungstenite::connect_async(format!(
-            "{base}{}",
-            sender_local.channel_path
-        )))
-        .unwrap()
-        .0;
+    let mut sender_ws = open_channel(&rt, &base, &sender_local.channel_path);
     // What the sender is told it needs to encode, after each receiver wish.
     let mut sender_told = || {
         rt.block_on(async {
@@ -598,13 +586,7 @@ fn a_receiver_of_a_layer_its_sender_stops_is_moved_to_one_still_sent() {
     let mut ps = vec![sender, viewer];
     ps[1].expect(layers[0], MediaKind::Video);
     connect_all(&mut ps);
-    let mut ws = rt
-        .block_on(tokio_tungstenite::connect_async(format!(
-            "{base}{}",
-            local.channel_path
-        )))
-        .unwrap()
-        .0;
+    let mut ws = open_channel(&rt, &base, &local.channel_path);
     rt.block_on(async {
         ws.next().await.unwrap().unwrap();
         ws.send(Message::text(
@@ -651,13 +633,7 @@ fn the_dominant_speaker_is_announced_and_silence_is_not_forwarded() {
     ps[1].expect(1111, MediaKind::Audio);
     ps[1].expect(3333, MediaKind::Audio);
     connect_all(&mut ps);
-    let mut ws = rt
-        .block_on(tokio_tungstenite::connect_async(format!(
-            "{base}{}",
-            local.channel_path
-        )))
-        .unwrap()
-        .0;
+    let mut ws = open_channel(&rt, &base, &local.channel_path);
     // Talks (loud, -20 dBov) and silence (-127) until bob's channel names `speaker`.
     let mut frame = 0u32;
     let mut until_dominant =

@@ -151,3 +151,15 @@ pub fn serve_channels(rt: &tokio::runtime::Runtime, bridge: &std::sync::Arc<Brid
         format!("ws://{addr}/colibri-ws/oxbridge/")
     })
 }
+
+/// A WebSocket client of the bridge channel.
+pub type Channel =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the bridge channel at `path` (an endpoint's `channel_path`) under
+/// `base` (from [`serve_channels`]), as its client does.
+pub fn open_channel(rt: &tokio::runtime::Runtime, base: &str, path: &str) -> Channel {
+    rt.block_on(tokio_tungstenite::connect_async(format!("{base}{path}")))
+        .unwrap()
+        .0
+}
