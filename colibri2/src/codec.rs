@@ -280,6 +280,27 @@ pub fn endpoint_created(
         .with_child(transport)
 }
 
+/// The bridge's "feedback" sources (`jvb-a0`, `jvb-v0`), which the answer to
+/// the request that made a conference carries: Jicofo puts them into every
+/// participant's offer, and the current client needs a source on its first
+/// audio and video lines (without one, its answers change form at the first
+/// source-add and Chrome keeps asking to renegotiate).
+pub fn feedback_sources(audio_ssrc: u32, video_ssrc: u32) -> Element {
+    let source = |kind: &str, id: &str, ssrc: u32| {
+        Element::new("media-source", NS)
+            .with_attr("type", kind)
+            .with_attr("id", id)
+            .with_child(
+                Element::new("source", SSMA)
+                    .with_attr("ssrc", ssrc.to_string())
+                    .with_attr("name", id),
+            )
+    };
+    Element::new("sources", NS)
+        .with_child(source("audio", "jvb-a0", audio_ssrc))
+        .with_child(source("video", "jvb-v0", video_ssrc))
+}
+
 /// Why a request failed, by the reasons Jicofo acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

@@ -345,6 +345,28 @@ async fn participants_allocated_over_colibri2_hear_each_other() {
         let answer = iq(&mut s.jicofo, "set", create).await;
         assert_eq!(answer.attr("type"), Some("result"), "{}", answer.to_xml());
         let local = local_transport(&answer, name);
+        // The request that made the conference gets the bridge's feedback
+        // sources, which Jicofo puts into every offer.
+        let feedback: Vec<(String, String)> = answer
+            .child("conference-modified", NS)
+            .and_then(|m| m.child("sources", NS))
+            .into_iter()
+            .flat_map(|s| s.children())
+            .filter_map(|m| {
+                let source = m.child("source", SSMA)?;
+                source.attr("ssrc")?.parse::<u32>().ok()?;
+                Some((m.attr("type")?.into(), source.attr("name")?.into()))
+            })
+            .collect();
+        let expected = if i == 0 {
+            vec![
+                ("audio".into(), "jvb-a0".into()),
+                ("video".into(), "jvb-v0".into()),
+            ]
+        } else {
+            vec![]
+        };
+        assert_eq!(feedback, expected);
         assert_eq!(local.candidates[0].address, s.bridge.media_addr());
         assert!(local.channel_path.starts_with(&format!("m1/{name}?pwd=")));
         let mut p = Participant::new(name, &local);

@@ -222,6 +222,10 @@ async def test_a_stock_jicofo_finds_allocates_on_and_shuts_down_the_bridge_grace
                   f"<capability name='source-names'/></endpoint></conference-modify>")
         answer = await jicofo.iq(occupant, "set", create)
         assert answer["type"] == "result", answer
+        # The bridge's feedback sources, which Jicofo puts into every participant's offer.
+        feedback = answer.xml.findall(
+            f"{{{NS_COLIBRI2}}}conference-modified/{{{NS_COLIBRI2}}}sources/{{{NS_COLIBRI2}}}media-source")
+        assert sorted((m.get("type"), m.get("id")) for m in feedback) == [("audio", "jvb-a0"), ("video", "jvb-v0")]
         ice = answer.xml.find(f".//{{{NS_COLIBRI2}}}endpoint/{{{NS_COLIBRI2}}}transport/{{{NS_ICE}}}transport")
         assert ice is not None and ice.get("ufrag") and ice.get("pwd"), answer
         fingerprint = ice.find(f"{{{NS_DTLS}}}fingerprint")
