@@ -409,7 +409,8 @@ fn refused(err: ApiError, endpoint: &str) -> Element {
     let reason = match &err {
         ApiError::UnknownEndpoint(_) => Reason::UnknownEndpoint,
         ApiError::ConferenceNotFound(_) => Reason::ConferenceNotFound,
-        ApiError::Shutdown | ApiError::Draining => Reason::GracefulShutdown,
+        ApiError::Shutdown => Reason::GracefulShutdown,
+        ApiError::Draining => Reason::TryElsewhere,
         _ => Reason::Unspecified,
     };
     codec::error(reason, Some(endpoint), &err.to_string())

@@ -309,8 +309,12 @@ pub enum Reason {
     ConferenceNotFound,
     ConferenceAlreadyExists,
     FeatureNotImplemented,
-    /// Jicofo moves the conference to another bridge.
+    /// Jicofo moves the conference to another bridge, and places none here
+    /// again (it stays set).
     GracefulShutdown,
+    /// Jicofo tries another bridge without marking this one down (a
+    /// draining bridge chosen before its presence said so).
+    TryElsewhere,
     Unspecified,
 }
 
@@ -322,7 +326,7 @@ impl Reason {
             Reason::ConferenceAlreadyExists => "CONFERENCE_ALREADY_EXISTS",
             Reason::FeatureNotImplemented => "FEATURE_NOT_IMPLEMENTED",
             Reason::GracefulShutdown => "GRACEFUL_SHUTDOWN",
-            Reason::Unspecified => "UNSPECIFIED",
+            Reason::TryElsewhere | Reason::Unspecified => "UNSPECIFIED",
         }
     }
 
@@ -330,7 +334,7 @@ impl Reason {
     fn condition(self) -> &'static str {
         match self {
             Reason::UnknownEndpoint | Reason::ConferenceNotFound => "item-not-found",
-            Reason::ConferenceAlreadyExists => "conflict",
+            Reason::ConferenceAlreadyExists | Reason::TryElsewhere => "conflict",
             Reason::FeatureNotImplemented => "feature-not-implemented",
             Reason::GracefulShutdown => "service-unavailable",
             Reason::Unspecified => "bad-request",

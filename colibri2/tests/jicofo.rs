@@ -242,6 +242,28 @@ async fn jicofo_finds_the_bridge_in_the_brewery_with_its_stats_and_health() {
     )
     .await;
     assert_eq!(health.attr("type"), Some("result"));
+    // Draining (the operator's, before maintenance): a conference Jicofo
+    // places here before it reads that is refused so that Jicofo tries
+    // another bridge, without marking this one down for good.
+    s.bridge.set_draining(true);
+    let create = modify("d1", true).with_child(
+        Element::new("endpoint", NS)
+            .with_attr("id", "ep1")
+            .with_attr("create", "true"),
+    );
+    let refused = iq(&mut s.jicofo, "set", create).await;
+    let condition = refused
+        .child("error", ns::CLIENT)
+        .and_then(|e| e.children().find(|c| c.ns() == ns::STANZAS_ERR))
+        .map(|c| c.name().to_owned());
+    assert_eq!(
+        condition.as_deref(),
+        Some("conflict"),
+        "{}",
+        refused.to_xml()
+    );
+    assert_eq!(reason(&refused).as_deref(), Some("UNSPECIFIED"));
+    s.bridge.set_draining(false);
     // Something a bridge does not do is refused, not ignored.
     let other = iq(&mut s.jicofo, "get", Element::new("query", ns::ROSTER)).await;
     assert_eq!(other.attr("type"), Some("error"));
