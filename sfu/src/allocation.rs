@@ -71,8 +71,10 @@ pub struct RateMeter {
     window_start: Option<std::time::Instant>,
     bytes: u64,
     bps: u64,
-    /// When the last packet came.
+    /// When the last packet came, and when its current run of packets
+    /// (without a gap over [`GAP`]) began.
     last: Option<std::time::Instant>,
+    since: Option<std::time::Instant>,
 }
 
 const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
@@ -87,6 +89,12 @@ impl RateMeter {
             self.window_start = Some(now);
         }
         self.bytes += bytes as u64;
+        if self
+            .last
+            .is_none_or(|l| now.saturating_duration_since(l) > GAP)
+        {
+            self.since = Some(now);
+        }
         self.last = Some(now);
     }
 
@@ -104,41 +112,47 @@ impl RateMeter {
     }
 }
 
-/// A layer quiet this long while a lower one of its source is sending has been
-/// paused by its sender (its own bandwidth or CPU): it is no layer to switch to.
+/// A layer silent while a lower one of its source kept sending for this long
+/// has been paused by its sender (its own bandwidth or CPU): it is no layer
+/// to switch to.
 pub const PAUSED_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
-/// What "is sending" means for that comparison.
+/// A lower layer counts only while it is sending now...
 const SENDING_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
+/// ...and has sent without a gap longer than this: a bridge that stalled
+/// (all layers queued behind it) must not take its backlog for a pause.
+const GAP: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The highest layer of a source its sender is sending, by its layers' meters
-/// (lowest first). While some layer is sending, one quiet for [`PAUSED_AFTER`]
-/// (or never heard) is paused; a source quiet on every layer (a still screen,
-/// a camera not started) keeps them all.
+/// (lowest first): one above a layer that has been sending without a break for
+/// [`PAUSED_AFTER`] since the upper one's last packet is paused. A source quiet
+/// on every layer (a still screen, a camera not started) keeps them all.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use sfu::allocation::{RateMeter, top_layer_sent};
 /// let t = Instant::now();
 /// let mut layers = [RateMeter::default(); 3];
-/// for l in &mut layers {
-///     l.add(t, 1000);
+/// layers[2].add(t, 1000);
+/// // Layers 0 and 1 go on every 20 ms for a second, layer 2 stopped.
+/// for ms in (0..=1000).step_by(20) {
+///     layers[0].add(t + Duration::from_millis(ms), 1000);
+///     layers[1].add(t + Duration::from_millis(ms), 1000);
 /// }
-/// let later = t + Duration::from_secs(1);
-/// layers[0].add(later, 1000);
-/// layers[1].add(later, 1000);
-/// assert_eq!(top_layer_sent(&layers, later), 1);
+/// assert_eq!(top_layer_sent(&layers, t + Duration::from_secs(1)), 1);
 /// ```
 pub fn top_layer_sent(layers: &[RateMeter], now: std::time::Instant) -> u8 {
-    let top = layers.len().saturating_sub(1) as u8;
-    let sending = |l: &RateMeter| l.quiet_for(now).is_some_and(|q| q < SENDING_WITHIN);
-    let paused = |l: &RateMeter| l.quiet_for(now).is_none_or(|q| q >= PAUSED_AFTER);
-    if !layers.iter().any(sending) {
-        return top;
-    }
-    layers
-        .iter()
-        .rposition(|l| !paused(l))
-        .map_or(top, |i| i as u8)
+    let paused = |i: usize| {
+        layers[..i].iter().any(|lower| {
+            let (Some(last), Some(since)) = (lower.last, lower.since) else {
+                return false;
+            };
+            let sending = now.saturating_duration_since(last) < SENDING_WITHIN;
+            let upper_last = layers[i].last.map_or(since, |l| l.max(since));
+            sending && last.saturating_duration_since(upper_last) >= PAUSED_AFTER
+        })
+    };
+    let top = layers.len().saturating_sub(1);
+    (0..=top).rev().find(|&i| !paused(i)).unwrap_or(0) as u8
 }
 
 #[cfg(test)]
@@ -209,16 +223,38 @@ mod tests {
         }
         assert_eq!(top_layer_sent(&layers, t), 2);
         // Only layer 0 goes on: after PAUSED_AFTER the others are paused.
-        for ms in (20..=600).step_by(20) {
-            layers[0].add(t + Duration::from_millis(ms), 1000);
-        }
+        let go_on = |layers: &mut [RateMeter], from: u64, to: u64| {
+            for ms in (from..=to).step_by(20) {
+                layers[0].add(t + Duration::from_millis(ms), 1000);
+            }
+        };
+        go_on(&mut layers, 20, 400);
         assert_eq!(top_layer_sent(&layers, t + Duration::from_millis(400)), 2);
+        go_on(&mut layers, 420, 600);
         assert_eq!(top_layer_sent(&layers, t + Duration::from_millis(600)), 0);
         // Everything quiet (a still screen): every layer stays on offer.
         assert_eq!(top_layer_sent(&layers, t + Duration::from_secs(5)), 2);
-        // A layer that never sent, beside one that does.
+        // A layer that never sent, beside one that has for long enough.
         let mut two = [RateMeter::default(); 2];
-        two[0].add(t, 1000);
-        assert_eq!(top_layer_sent(&two, t), 0);
+        go_on(&mut two, 0, 400);
+        assert_eq!(top_layer_sent(&two, t + Duration::from_millis(400)), 1);
+        go_on(&mut two, 420, 600);
+        assert_eq!(top_layer_sent(&two, t + Duration::from_millis(600)), 0);
+    }
+
+    #[test]
+    fn a_stalled_bridge_does_not_take_its_backlog_for_a_pause() {
+        let t = Instant::now();
+        let mut layers = [RateMeter::default(); 3];
+        for ms in (0..=400).step_by(20) {
+            for l in &mut layers {
+                l.add(t + Duration::from_millis(ms), 1000);
+            }
+        }
+        // Nothing read for 700 ms, then the backlog: layer 0's packet of the
+        // next frame is handled before layer 2's.
+        let late = t + Duration::from_millis(1100);
+        layers[0].add(late, 1000);
+        assert_eq!(top_layer_sent(&layers, late), 2);
     }
 }

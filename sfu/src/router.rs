@@ -17,7 +17,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use crate::allocation::{RateMeter, top_layer_sent};
+use crate::allocation::RateMeter;
 use crate::api::{ApiError, LocalTransport, RemoteTransport, Sources};
 use crate::cert::Certificate;
 use crate::channel::{BridgeMessage, ClientMessage, Constraint, Dialect, VideoConstraints};
@@ -459,29 +459,8 @@ impl Router {
 
     /// The conference-wide timers, at [`HOUSEKEEPING_EVERY`].
     fn housekeeping(&mut self, now: Instant) {
+        self.follow_paused_layers(now);
         let mut keyframes = Vec::new();
-        // A sender that paused or resumed a layer: its receivers are
-        // reallocated now, not at the next second, so a receiver of a paused
-        // layer moves to one still sent before its picture freezes for long.
-        let mut changed: Vec<String> = Vec::new();
-        for ep in self.endpoints.iter_mut().flatten() {
-            for (top, rates) in ep.video_top.iter_mut().zip(&ep.video_rates) {
-                let sent = top_layer_sent(rates, now);
-                if std::mem::replace(top, sent) != sent && !changed.contains(&ep.conference) {
-                    changed.push(ep.conference.clone());
-                }
-            }
-        }
-        for conference in changed {
-            for key in self
-                .conferences
-                .get(&conference)
-                .cloned()
-                .unwrap_or_default()
-            {
-                self.apply_constraints(key);
-            }
-        }
         for ep in self.endpoints.iter_mut().flatten() {
             // A wanted layer switch keeps asking its sender for a key frame (rate limited).
             for (source, fwd) in &mut ep.video_in {

@@ -3,7 +3,7 @@
 //! sender constraints).
 
 use super::*;
-use crate::allocation::{Wish, allocate};
+use crate::allocation::{Wish, allocate, top_layer_sent};
 
 impl Router {
     /// Checks a bridge-channel URL's secret before the WebSocket is accepted.
@@ -342,6 +342,27 @@ impl Router {
         // Receivers with a last-N follow the speakers.
         for k in relimit {
             self.apply_constraints(k);
+        }
+    }
+
+    /// Reallocates the receivers of a sender that paused or resumed a layer
+    /// now, not at the next second, so a receiver of a paused layer moves to
+    /// one still sent before its picture freezes for long.
+    pub(super) fn follow_paused_layers(&mut self, now: Instant) {
+        let mut changed: Vec<String> = Vec::new();
+        for ep in self.endpoints.iter_mut().flatten() {
+            for (top, rates) in ep.video_top.iter_mut().zip(&ep.video_rates) {
+                let sent = top_layer_sent(rates, now);
+                if std::mem::replace(top, sent) != sent && !changed.contains(&ep.conference) {
+                    changed.push(ep.conference.clone());
+                }
+            }
+        }
+        for conference in changed {
+            let members = self.conferences.get(&conference).cloned();
+            for key in members.unwrap_or_default() {
+                self.apply_constraints(key);
+            }
         }
     }
 
