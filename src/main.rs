@@ -297,9 +297,12 @@ async fn serve_bridge(config: Config) -> anyhow::Result<()> {
             "graceful shutdown: waiting for the conferences here to end (signal again to stop now)"
         );
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        // Listening from here on, so a second signal is not lost between ticks.
+        let second = shutdown_signal();
+        tokio::pin!(second);
         loop {
             tokio::select! {
-                _ = shutdown_signal() => break,
+                _ = &mut second => break,
                 _ = tick.tick() => {
                     if running().await == 0 {
                         break;
