@@ -377,7 +377,10 @@ fn apply(
         }
     }
     if m.create {
-        answer.push_child(codec::feedback_sources(random_ssrc(), random_ssrc()));
+        answer.push_child(codec::feedback_sources(
+            codec::random_ssrc(),
+            codec::random_ssrc(),
+        ));
     }
     // A request that leaves the conference empty ends it (Videobridge's rule).
     if members.is_empty() && !m.create {
@@ -385,13 +388,6 @@ fn apply(
         return (m.meeting_id.clone(), None, Ok(answer));
     }
     (m.meeting_id.clone(), Some(members), Ok(answer))
-}
-
-/// A nonzero SSRC for the bridge's feedback sources.
-fn random_ssrc() -> u32 {
-    let mut bytes = [0u8; 4];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    u32::from_be_bytes(bytes).max(1)
 }
 
 fn failed(

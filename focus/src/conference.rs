@@ -114,7 +114,10 @@ impl Conference {
             config,
             bridge,
             profile: MediaProfile::default(),
-            feedback: EndpointSources::bridge_feedback(random_ssrc(), random_ssrc()),
+            feedback: EndpointSources::bridge_feedback(
+                colibri2::codec::random_ssrc(),
+                colibri2::codec::random_ssrc(),
+            ),
             joined: false,
             left: false,
             participants: BTreeMap::new(),
@@ -810,11 +813,6 @@ impl Conference {
 }
 
 /// A non-zero SSRC for the bridge's feedback sources (never sent on).
-fn random_ssrc() -> u32 {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]).max(1)
-}
-
 /// A mute request's media (`audio`, `video`, `desktop`), target occupant JID and value.
 fn mute_request(iq: &Element) -> Option<(&'static str, String, bool)> {
     ["audio", "video", "desktop"].into_iter().find_map(|media| {
