@@ -18,6 +18,7 @@
 //! - [`allocation`]: which layers fit a receiver's downlink, in its priority order.
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
+//! - [`srtp`]: SRTP and SRTCP keyed from DTLS, for the media path of our own.
 //! - [`clock`]: a sender's capture clock from its sender reports, so the
 //!   reports receivers get keep its audio and video in sync.
 
@@ -37,6 +38,7 @@ pub mod router;
 pub mod rtp;
 pub mod simulcast;
 pub mod speech;
+pub mod srtp;
 pub mod vp8;
 
 /// The payload types the bridge forwards (Jicofo's defaults for Opus, VP8 and VP8's RTX).
