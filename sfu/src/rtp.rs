@@ -1,4 +1,10 @@
-//! RTP sequence and timestamp arithmetic (RFC 3550 counters wrap).
+//! RTP: sequence and timestamp arithmetic (RFC 3550 counters wrap) and
+//! [`Packet`], where a packet's parts are in its buffer so they can be read
+//! and patched in place.
+
+mod packet;
+
+pub use packet::{Packet, RtpError, set_payload_type, set_seq, set_ssrc, set_timestamp};
 
 /// Whether sequence number `a` comes after `b`, modulo 2^16.
 ///
