@@ -121,7 +121,7 @@ fn parse_ice(t: &Element) -> Result<Option<RemoteTransport>, String> {
     let (Some(ufrag), Some(pwd)) = (t.attr("ufrag"), t.attr("pwd")) else {
         return Ok(None);
     };
-    // The hash the bridge verifies with first (RFC 8122 allows one per hash).
+    // One fingerprint for the bridge to check (RFC 8122 allows one per hash): sha-256 first.
     let fingerprints: Vec<&Element> = t.children().filter(|c| c.is("fingerprint", DTLS)).collect();
     let f = ["sha-256", "sha-1"]
         .iter()

@@ -3,9 +3,20 @@
 //! endpoint. Building a dimpl configuration validates the crypto provider
 //! (key exchanges and signatures on every curve): about a millisecond during
 //! which the worker creating the endpoint forwards nothing for anyone.
+//!
+//! Each association also has a [`DtlsTap`], its endpoint's side door: the
+//! remote certificate is checked here against the signalled fingerprint with
+//! whichever hash the client named (str0m knows SHA-256 and SHA-1 only; RFC
+//! 8122 allows SHA-384 and SHA-512 too), and an association whose certificate
+//! does not match goes no further: no keys, no data channel.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::digest;
 
 use str0m::crypto::dtls::DtlsVersion;
 use str0m::crypto::dtls::{
@@ -86,12 +97,89 @@ impl DtlsProvider for SharedConfigDtls {
                 )));
             }
         };
-        Ok(Box::new(Dtls(dtls)))
+        let tap = DtlsTap::default();
+        CREATED.with(|c| *c.borrow_mut() = Some(tap.clone()));
+        Ok(Box::new(Dtls {
+            inner: dtls,
+            tap,
+            refused: false,
+            now,
+        }))
+    }
+}
+
+thread_local! {
+    /// The tap of the association str0m made last on this thread: `Rtc`
+    /// makes its DTLS instance while it is built, and the endpoint building it
+    /// takes the tap right after ([`take_created_tap`]).
+    static CREATED: RefCell<Option<DtlsTap>> = const { RefCell::new(None) };
+}
+
+/// The tap of the DTLS association made by the `Rtc` this thread built last.
+pub(crate) fn take_created_tap() -> Option<DtlsTap> {
+    CREATED.with(|c| c.borrow_mut().take())
+}
+
+/// Shared between an endpoint and its DTLS association inside str0m.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DtlsTap(Arc<TapState>);
+
+#[derive(Debug, Default)]
+struct TapState {
+    /// The fingerprint the client signalled: hash name (lower case) and digest.
+    expected: Mutex<Option<(String, Vec<u8>)>>,
+    /// The remote certificate did not match it.
+    refused: AtomicBool,
+}
+
+impl DtlsTap {
+    /// The fingerprint the remote certificate must have.
+    pub fn expect(&self, hash: &str, digest: Vec<u8>) {
+        *self.0.expected.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((hash.to_owned(), digest));
+    }
+
+    /// Whether the association was refused for a certificate that did not match.
+    pub fn refused(&self) -> bool {
+        self.0.refused.load(Ordering::Relaxed)
+    }
+
+    fn check(&self, certificate: &[u8]) -> bool {
+        let expected = self.0.expected.lock().unwrap_or_else(|e| e.into_inner());
+        let matches = expected.as_ref().is_some_and(|(hash, wanted)| {
+            fingerprint_algorithm(hash).is_some_and(|algorithm| {
+                verify_slices_are_equal(digest::digest(algorithm, certificate).as_ref(), wanted)
+                    .is_ok()
+            })
+        });
+        if !matches {
+            self.0.refused.store(true, Ordering::Relaxed);
+        }
+        matches
+    }
+}
+
+/// The digest behind an RFC 8122 hash function name (lower case).
+pub(crate) fn fingerprint_algorithm(hash: &str) -> Option<&'static digest::Algorithm> {
+    match hash {
+        "sha-1" => Some(&digest::SHA1_FOR_LEGACY_USE_ONLY),
+        "sha-224" => Some(&digest::SHA224),
+        "sha-256" => Some(&digest::SHA256),
+        "sha-384" => Some(&digest::SHA384),
+        "sha-512" => Some(&digest::SHA512),
+        _ => None,
     }
 }
 
 /// One endpoint's DTLS association.
-struct Dtls(dimpl::Dtls);
+struct Dtls {
+    inner: dimpl::Dtls,
+    tap: DtlsTap,
+    /// The remote certificate did not match: everything after it is dropped.
+    refused: bool,
+    /// The latest time str0m gave it.
+    now: Instant,
+}
 
 impl std::fmt::Debug for Dtls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,45 +187,70 @@ impl std::fmt::Debug for Dtls {
     }
 }
 
+impl Dtls {
+    /// A deadline that never comes (str0m wants one from every poll).
+    fn never(&self) -> Instant {
+        self.now + std::time::Duration::from_secs(86_400 * 365)
+    }
+}
+
 impl DtlsInstance for Dtls {
     fn set_active(&mut self, active: bool) {
-        self.0.set_active(active);
+        self.inner.set_active(active);
     }
 
     fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
-        self.0.handle_packet(packet)
+        if self.refused {
+            return Ok(());
+        }
+        self.inner.handle_packet(packet)
     }
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
-        self.0.poll_output(buf)
+        if self.refused {
+            // The handshake stops here: the client's DTLS times out and fails.
+            return DtlsOutput::Timeout(self.never());
+        }
+        let output = self.inner.poll_output(buf);
+        if let DtlsOutput::PeerCert(certificate) = &output
+            && !self.tap.check(certificate)
+        {
+            self.refused = true;
+            return DtlsOutput::Timeout(self.never());
+        }
+        output
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
-        self.0.handle_timeout(now)
+        self.now = now;
+        if self.refused {
+            return Ok(());
+        }
+        self.inner.handle_timeout(now)
     }
 
     fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
-        self.0.send_application_data(data)
+        self.inner.send_application_data(data)
     }
 
     fn is_active(&self) -> bool {
-        self.0.is_active()
+        self.inner.is_active()
     }
 
     fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.0.protocol_version()
+        self.inner.protocol_version()
     }
 
     fn is_closing(&self) -> bool {
-        self.0.is_closing()
+        self.inner.is_closing()
     }
 
     fn is_closed(&self) -> bool {
-        self.0.is_closed()
+        self.inner.is_closed()
     }
 
     fn close(&mut self) -> Result<(), DtlsImplError> {
-        self.0.close()
+        self.inner.close()
     }
 }
 

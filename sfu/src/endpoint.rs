@@ -19,6 +19,7 @@ use crate::api::{
 use crate::cert::{Certificate, parse_hex_colon};
 use crate::channel::{Dialect, VideoConstraints};
 use crate::clock::SenderClock;
+use crate::dtls::{DtlsTap, fingerprint_algorithm, take_created_tap};
 use crate::simulcast::SimulcastForwarder;
 use crate::speech::SilenceFilter;
 
@@ -53,6 +54,10 @@ pub(crate) struct Endpoint {
     pub id: String,
     pub conference: String,
     pub rtc: Rtc,
+    /// Its DTLS association's side door (the certificate check).
+    pub dtls: DtlsTap,
+    /// Its DTLS refusal was counted.
+    pub dtls_failure_counted: bool,
     pub ufrag: String,
     pub next_timeout: Instant,
     /// The time of its current entry in the router's deadline queue.
@@ -141,6 +146,9 @@ impl Endpoint {
             .set_rtp_mode(true)
             .set_crypto_provider(crate::dtls::provider())
             .set_dtls_cert(cert.dtls.clone())
+            // The remote certificate is checked in our DTLS instance (crate::dtls),
+            // with SHA-384 and SHA-512 fingerprints too.
+            .set_fingerprint_verification(false)
             .set_local_ice_credentials(creds.clone())
             .clear_codecs()
             .clear_extension_map()
@@ -169,6 +177,8 @@ impl Endpoint {
             Default::default(),
         );
         let mut rtc = config.build(now);
+        let dtls = take_created_tap()
+            .ok_or_else(|| ApiError::Internal("str0m made no DTLS instance".into()))?;
         let mut api = rtc.direct_api();
         // Jicofo always asks the bridge to be the controlling agent (protocol §6.1).
         api.set_ice_controlling(true);
@@ -182,6 +192,8 @@ impl Endpoint {
             id: id.to_owned(),
             conference: conference.to_owned(),
             rtc,
+            dtls,
+            dtls_failure_counted: false,
             ufrag: creds.ufrag,
             next_timeout: now,
             scheduled: None,
@@ -250,11 +262,19 @@ impl Endpoint {
         let bytes = parse_hex_colon(&remote.fingerprint)
             .ok_or_else(|| ApiError::BadRequest("fingerprint is not colon-separated hex".into()))?;
         let hash = remote.fingerprint_hash.to_ascii_lowercase();
-        if hash != "sha-256" && hash != "sha-1" {
+        let Some(algorithm) = fingerprint_algorithm(&hash) else {
             return Err(ApiError::BadRequest(format!(
                 "unsupported fingerprint hash {hash}"
             )));
+        };
+        if bytes.len() != algorithm.output_len() {
+            return Err(ApiError::BadRequest(format!(
+                "a {hash} fingerprint has {} bytes, not {}",
+                algorithm.output_len(),
+                bytes.len()
+            )));
         }
+        self.dtls.expect(&hash, bytes.clone());
         let mut candidates = self.remote_candidates.clone();
         for c in &remote.candidates {
             if !candidates.contains(c) {

@@ -87,6 +87,7 @@ pub fn stats_report(bridge: &Bridge) -> Option<serde_json::Value> {
         "total_nacks_received": s.nacks_received,
         "total_ice_failed": s.ice_failures,
         "total_ice_succeeded": s.ice_succeeded,
+        "dtls_failed_endpoints": s.dtls_failures,
         "drain": bridge.is_draining(),
         "graceful_shutdown": bridge.is_shutting_down(),
         "healthy": true,

@@ -34,6 +34,7 @@ pub struct BridgeCollector {
     lost: IntCounter,
     keyframe_requests: IntCounter,
     ice_failures: IntCounter,
+    dtls_failures: IntCounter,
     conferences: IntGauge,
     endpoints: IntGauge,
     sending: IntGaugeVec,
@@ -75,6 +76,10 @@ impl BridgeCollector {
             ),
             keyframe_requests: counter("keyframe_requests_total", "PLIs sent to senders"),
             ice_failures: counter("ice_failures_total", "Endpoints whose ICE failed"),
+            dtls_failures: counter(
+                "endpoints_dtls_failed_total",
+                "Endpoints whose DTLS certificate was not the signalled one",
+            ),
             conferences: gauge("conferences", "Conferences now"),
             endpoints: gauge("endpoints", "Endpoints now"),
             sending: IntGaugeVec::new(
@@ -113,7 +118,7 @@ impl BridgeCollector {
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 15] {
+    fn collectors(&self) -> [&dyn Collector; 16] {
         [
             &self.datagrams,
             &self.bytes,
@@ -123,6 +128,7 @@ impl BridgeCollector {
             &self.lost,
             &self.keyframe_requests,
             &self.ice_failures,
+            &self.dtls_failures,
             &self.conferences,
             &self.endpoints,
             &self.sending,
@@ -175,6 +181,7 @@ impl Collector for BridgeCollector {
         set(&self.lost, t.packets_lost_reported);
         set(&self.keyframe_requests, t.keyframe_requests);
         set(&self.ice_failures, t.ice_failures);
+        set(&self.dtls_failures, t.dtls_failures);
         self.conferences.set(t.conferences as i64);
         self.endpoints.set(t.endpoints as i64);
         self.sending

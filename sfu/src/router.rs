@@ -614,6 +614,10 @@ impl Router {
             }
         };
         ep.next_timeout = next;
+        if !ep.dtls_failure_counted && ep.dtls.refused() {
+            ep.dtls_failure_counted = true;
+            self.stats.dtls_failures += 1;
+        }
         if ep.scheduled.is_none_or(|at| next < at) {
             ep.scheduled = Some(next);
             self.deadlines.push(Reverse((next, key)));

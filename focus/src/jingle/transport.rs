@@ -88,8 +88,8 @@ fn merge_credential(have: &mut Option<String>, new: Option<&str>) -> Result<(), 
 }
 
 /// Which of several fingerprints (RFC 8122 §5 allows one per hash; aiortc
-/// sends sha-256, -384 and -512) goes to the bridge: the one it verifies
-/// with, sha-256 (every browser's), else sha-1, else the first.
+/// sends sha-256, -384 and -512) goes to the bridge, which checks any of
+/// them: sha-256 (every browser's), else sha-1, else the first.
 fn rank(f: &Fingerprint) -> u8 {
     match f.hash.as_str() {
         "sha-256" => 0,

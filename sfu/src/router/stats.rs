@@ -19,6 +19,8 @@ pub struct RouterStats {
     pub packets_lost_reported: u64,
     /// Endpoints whose ICE connectivity failed (consent lost, never connected).
     pub ice_failures: u64,
+    /// Endpoints whose DTLS was refused: the remote certificate was not the signalled one.
+    pub dtls_failures: u64,
     /// Endpoints whose ICE connected, each counted once.
     pub ice_succeeded: u64,
     /// Media and RTCP not sent to endpoints that lost consent.
@@ -55,6 +57,7 @@ impl RouterStats {
         self.packets_lost_reported += o.packets_lost_reported;
         self.ice_failures += o.ice_failures;
         self.ice_succeeded += o.ice_succeeded;
+        self.dtls_failures += o.dtls_failures;
         self.dropped_no_consent += o.dropped_no_consent;
         self.conferences += o.conferences;
         self.endpoints += o.endpoints;

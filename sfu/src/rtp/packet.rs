@@ -172,7 +172,7 @@ mod tests {
         let mut p = TheirPacket::default();
         let h = &mut p.header;
         h.version = 2;
-        h.marker = seed % 2 == 0;
+        h.marker = seed.is_multiple_of(2);
         h.payload_type = (seed % 128) as u8;
         h.sequence_number = (seed.wrapping_mul(7919)) as u16;
         h.timestamp = seed.wrapping_mul(104_729);
@@ -216,7 +216,11 @@ mod tests {
             assert_eq!(ours.payload(&buf), &their.payload[..], "seed {seed}");
             for id in 1..=255u8 {
                 let expected = h.get_extension(id);
-                assert_eq!(ours.extension(&buf, id), expected.as_deref(), "seed {seed} id {id}");
+                assert_eq!(
+                    ours.extension(&buf, id),
+                    expected.as_deref(),
+                    "seed {seed} id {id}"
+                );
             }
         }
     }
@@ -251,7 +255,14 @@ mod tests {
         assert_eq!(again.header.payload_type, 96);
         assert_eq!(again.header.marker, their.header.marker);
         assert_eq!(again.header.get_extension(1).unwrap().len(), range.len());
-        assert!(again.header.get_extension(1).unwrap().iter().all(|b| *b == 0x55));
+        assert!(
+            again
+                .header
+                .get_extension(1)
+                .unwrap()
+                .iter()
+                .all(|b| *b == 0x55)
+        );
         assert_eq!(again.payload, their.payload);
     }
 

@@ -37,6 +37,8 @@ pub struct Got {
 pub struct Participant {
     pub name: String,
     rtc: Rtc,
+    /// Its DTLS certificate (DER), to name it by any hash.
+    certificate: Vec<u8>,
     socket: UdpSocket,
     addr: SocketAddr,
     pub connected: bool,
@@ -60,7 +62,13 @@ impl Participant {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let addr = socket.local_addr().unwrap();
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .unwrap();
+        let certificate = cert.certificate.clone();
         let mut config = RtcConfig::new()
+            .set_dtls_cert(cert)
             .set_rtp_mode(true)
             .clear_codecs()
             .clear_extension_map()
@@ -106,6 +114,7 @@ impl Participant {
         Participant {
             name: name.into(),
             rtc,
+            certificate,
             socket,
             addr,
             connected: false,
@@ -131,6 +140,29 @@ impl Participant {
             fingerprint: hex.into(),
             setup: Setup::Active,
             candidates: vec![self.addr],
+        }
+    }
+
+    /// The answer's transport with the certificate named by `hash` (RFC 8122
+    /// names; the digest of `certificate`, or of this participant's own).
+    pub fn remote_named(&mut self, hash: &str, certificate: Option<&[u8]>) -> RemoteTransport {
+        use aws_lc_rs::digest;
+        let algorithm = match hash {
+            "sha-256" => &digest::SHA256,
+            "sha-384" => &digest::SHA384,
+            "sha-512" => &digest::SHA512,
+            other => panic!("no test digest for {other}"),
+        };
+        let der = certificate.unwrap_or(&self.certificate);
+        let hex: Vec<String> = digest::digest(algorithm, der)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        RemoteTransport {
+            fingerprint_hash: hash.into(),
+            fingerprint: hex.join(":"),
+            ..self.remote()
         }
     }
 
