@@ -19,6 +19,8 @@
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
 //! - [`srtp`]: SRTP and SRTCP keyed from DTLS, for the media path of our own.
+//! - [`rtcp`]: the RTCP wire format, read without copying and written into a
+//!   caller's buffer (reports, SDES, BYE, NACK, PLI, FIR, REMB, transport-wide feedback).
 //! - [`clock`]: a sender's capture clock from its sender reports, so the
 //!   reports receivers get keep its audio and video in sync.
 
@@ -35,6 +37,7 @@ pub mod http;
 pub mod latency;
 pub mod metrics;
 pub mod router;
+pub mod rtcp;
 pub mod rtp;
 pub mod simulcast;
 pub mod speech;
