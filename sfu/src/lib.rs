@@ -21,6 +21,8 @@
 //! - [`srtp`]: SRTP and SRTCP keyed from DTLS, for the media path of our own.
 //! - [`rtcp`]: the RTCP wire format, read without copying and written into a
 //!   caller's buffer (reports, SDES, BYE, NACK, PLI, FIR, REMB, transport-wide feedback).
+//! - [`receive`]: what the media path keeps about the streams a sender sends,
+//!   for its receiver reports, NACKs and transport-wide feedback.
 //! - [`clock`]: a sender's capture clock from its sender reports, so the
 //!   reports receivers get keep its audio and video in sync.
 
@@ -36,6 +38,7 @@ mod endpoint;
 pub mod http;
 pub mod latency;
 pub mod metrics;
+pub mod receive;
 pub mod router;
 pub mod rtcp;
 pub mod rtp;
