@@ -5,26 +5,7 @@ use std::time::Instant;
 
 use super::jitter::Jitter;
 use super::sequence::{Counters, Sequence};
-
-/// A reception report block (RFC 3550 §6.4.1), for the RTCP writer to encode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReportBlock {
-    /// The SSRC this block reports on.
-    pub ssrc: u32,
-    /// Packets lost since the previous block, as a fraction of those expected, in 1/256.
-    pub fraction_lost: u8,
-    /// Expected minus received since counting started, within the 24-bit
-    /// signed range the wire has (negative when duplicates outnumber losses).
-    pub cumulative_lost: i32,
-    /// Sequence number wraps in the top 16 bits, the highest number in the low 16.
-    pub extended_highest_seq: u32,
-    /// Interarrival jitter in RTP timestamp units.
-    pub jitter: u32,
-    /// The middle 32 bits of the last sender report's NTP time (LSR), 0 if none.
-    pub last_sr: u32,
-    /// Time since that sender report arrived (DLSR), in 1/65536 s; 0 if none.
-    pub delay_since_last_sr: u32,
-}
+pub use crate::rtcp::ReportBlock;
 
 /// What the bridge keeps about one SSRC it receives, for its receiver reports.
 ///
