@@ -19,6 +19,8 @@
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
 //! - [`srtp`]: SRTP and SRTCP keyed from DTLS, for the media path of our own.
+//! - [`retransmit`]: receivers' NACKs answered in RTX from one cache of what
+//!   each sender brought in, and RTX from senders unwrapped.
 //! - [`clock`]: a sender's capture clock from its sender reports, so the
 //!   reports receivers get keep its audio and video in sync.
 
@@ -34,6 +36,7 @@ mod endpoint;
 pub mod http;
 pub mod latency;
 pub mod metrics;
+pub mod retransmit;
 pub mod router;
 pub mod rtp;
 pub mod simulcast;
