@@ -23,6 +23,8 @@
 //!   caller's buffer (reports, SDES, BYE, NACK, PLI, FIR, REMB, transport-wide feedback).
 //! - [`receive`]: what the media path keeps about the streams a sender sends,
 //!   for its receiver reports, NACKs and transport-wide feedback.
+//! - [`retransmit`]: receivers' NACKs answered in RTX from one cache of what
+//!   each sender brought in, and RTX from senders unwrapped.
 //! - [`clock`]: a sender's capture clock from its sender reports, so the
 //!   reports receivers get keep its audio and video in sync.
 
@@ -39,6 +41,7 @@ pub mod http;
 pub mod latency;
 pub mod metrics;
 pub mod receive;
+pub mod retransmit;
 pub mod router;
 pub mod rtcp;
 pub mod rtp;

@@ -30,7 +30,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::rtp::{Header, seq_newer};
+use crate::rtp::{self, Header, seq_newer};
 use crate::vp8::Descriptor;
 
 /// Least time between two key frame requests for the same switch.
@@ -72,6 +72,21 @@ impl Rewrite {
                 desc.set_tl0picidx(payload, t);
             }
         }
+    }
+
+    /// Makes a received packet (`buf`, laid out as `packet`) the packet this
+    /// receiver is sent: SSRC, sequence number, timestamp and the VP8
+    /// numbers. A first send and a retransmission both come through here, so
+    /// a retransmission is byte for byte what was sent. A layout that does
+    /// not fit `buf` leaves it alone.
+    pub fn apply(&self, buf: &mut [u8], packet: &rtp::Packet) {
+        let Some(payload) = buf.get_mut(packet.payload.clone()) else {
+            return;
+        };
+        self.patch(payload);
+        rtp::set_ssrc(buf, self.ssrc);
+        rtp::set_seq(buf, self.seq);
+        rtp::set_timestamp(buf, self.timestamp);
     }
 }
 
