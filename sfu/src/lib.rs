@@ -15,7 +15,8 @@
 //! - [`channel`]: the bridge channel's JSON messages, in both client dialects.
 //! - [`speech`]: dominant-speaker detection from audio levels, silence dropping.
 //! - [`vp8`]: the VP8 payload descriptor (RFC 7741), read and patched in place.
-//! - [`allocation`]: which layers fit a receiver's downlink, in its priority order.
+//! - [`allocation`]: which layers fit a receiver's downlink, in its priority order;
+//!   [`bwe`]: the downlink's send-side estimate from the receiver's TWCC feedback.
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
 //! - [`srtp`]: SRTP and SRTCP keyed from DTLS, for the media path of our own.
@@ -31,6 +32,7 @@
 pub mod allocation;
 pub mod api;
 pub mod bridge;
+pub mod bwe;
 pub mod cert;
 pub mod channel;
 pub mod clock;
