@@ -140,10 +140,11 @@ fn shuttle(
             }
         }
         router.handle_timeout(now);
-        while let Some(d) = router.poll_transmit() {
-            if let Some(&i) = by_addr.get(&d.destination) {
+        while let Some((to, d)) = router.poll_transmit() {
+            let d = d.to_vec();
+            if let Some(&i) = by_addr.get(&to) {
                 let p = &mut peers[i];
-                let r = Receive::new(Protocol::Udp, bridge, p.addr, &d.contents).unwrap();
+                let r = Receive::new(Protocol::Udp, bridge, p.addr, &d).unwrap();
                 let _ = p.rtc.handle_input(Input::Receive(now, r));
                 while let Ok(out) = p.rtc.poll_output() {
                     match out {
@@ -236,7 +237,9 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut allocations = 0;
     let mut wire = Vec::new();
-    let mut out = Vec::with_capacity(256);
+    // What the bridge sent, back to back, and each datagram's place.
+    let mut out_bytes: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut out: Vec<(SocketAddr, std::ops::Range<usize>)> = Vec::with_capacity(4096);
     // Where each burst's output ends in `out`.
     let mut ends = Vec::with_capacity(64);
     let mut sunk = [0u8; 2048];
@@ -280,12 +283,14 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
                     router.handle_datagram(now, *src, d);
                 }
                 let first = out.len();
-                while let Some(d) = router.poll_transmit() {
-                    out.push(d);
+                while let Some((to, d)) = router.poll_transmit() {
+                    let start = out_bytes.len();
+                    out_bytes.extend_from_slice(d);
+                    out.push((to, start..out_bytes.len()));
                 }
                 let t1 = Instant::now();
-                for d in &out[first..] {
-                    sender.push(&d.contents, d.destination);
+                for (to, range) in &out[first..] {
+                    sender.push(&out_bytes[range.clone()], *to);
                 }
                 sender.flush();
                 routing += t1 - t0;
@@ -298,19 +303,22 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
         let t0 = Instant::now();
         let mut start = 0;
         for &end in &ends {
-            for d in out[start..end].iter().filter(|d| is_rtp(&d.contents)) {
-                floor_sender.push(&d.contents, d.destination);
+            for (to, range) in &out[start..end] {
+                let d = &out_bytes[range.clone()];
+                if is_rtp(d) {
+                    floor_sender.push(d, *to);
+                }
             }
             floor_sender.flush();
             start = end;
         }
         floor_sending += t0.elapsed();
         // Receivers take theirs (not timed), which keeps feedback flowing.
-        for d in out.drain(..) {
-            if let Some(&i) = by_addr.get(&d.destination) {
+        for (to, range) in out.drain(..) {
+            if let Some(&i) = by_addr.get(&to) {
                 let p = &mut peers[i];
                 while p.sink.recv(&mut sunk).is_ok() {}
-                let r = Receive::new(Protocol::Udp, bridge, p.addr, &d.contents).unwrap();
+                let r = Receive::new(Protocol::Udp, bridge, p.addr, &out_bytes[range]).unwrap();
                 let _ = p.rtc.handle_input(Input::Receive(now, r));
                 while let Ok(out) = p.rtc.poll_output() {
                     match out {
@@ -321,6 +329,7 @@ fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: u
                 }
             }
         }
+        out_bytes.clear();
     }
     let forwarded = (router.stats().packets_forwarded - before) as f64;
     assert!(forwarded > 0.0, "packets were forwarded");

@@ -8,7 +8,8 @@
 //! remote certificate is checked here against the signalled fingerprint with
 //! whichever hash the client named (str0m knows SHA-256 and SHA-1 only; RFC
 //! 8122 allows SHA-384 and SHA-512 too), and an association whose certificate
-//! does not match goes no further: no keys, no data channel.
+//! does not match goes no further: no keys, no data channel. The SRTP keying
+//! material is taken from it as it passes, for the endpoint's own media path.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -130,6 +131,24 @@ struct TapState {
     expected: Mutex<Option<(String, Vec<u8>)>>,
     /// The remote certificate did not match it.
     refused: AtomicBool,
+    /// Keying material waits in `keys`: one load per check, a lock once.
+    keys_ready: AtomicBool,
+    keys: Mutex<Option<SrtpKeys>>,
+}
+
+/// What DTLS-SRTP exported (RFC 5764 §4.2) and which side this is.
+pub(crate) struct SrtpKeys {
+    pub material: Vec<u8>,
+    pub profile: crate::srtp::Profile,
+    pub dtls_client: bool,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DtlsTap {
@@ -142,6 +161,20 @@ impl DtlsTap {
     /// Whether the association was refused for a certificate that did not match.
     pub fn refused(&self) -> bool {
         self.0.refused.load(Ordering::Relaxed)
+    }
+
+    /// The keying material, once, when the handshake has exported it.
+    pub fn take_keys(&self) -> Option<SrtpKeys> {
+        if !self.0.keys_ready.load(Ordering::Acquire) {
+            return None;
+        }
+        self.0.keys_ready.store(false, Ordering::Relaxed);
+        self.0.keys.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn put_keys(&self, keys: SrtpKeys) {
+        *self.0.keys.lock().unwrap_or_else(|e| e.into_inner()) = Some(keys);
+        self.0.keys_ready.store(true, Ordering::Release);
     }
 
     fn check(&self, certificate: &[u8]) -> bool {
@@ -217,6 +250,13 @@ impl DtlsInstance for Dtls {
         {
             self.refused = true;
             return DtlsOutput::Timeout(self.never());
+        }
+        if let DtlsOutput::KeyingMaterial(material, profile) = &output {
+            self.tap.put_keys(SrtpKeys {
+                material: material.as_ref().to_vec(),
+                profile: (*profile).into(),
+                dtls_client: self.inner.is_active(),
+            });
         }
         output
     }

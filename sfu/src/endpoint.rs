@@ -1,15 +1,12 @@
-//! One participant's media connection: a str0m `Rtc` driven through its
-//! SDP-free direct API, with what the bridge needs to know around it.
+//! One participant's connection: a str0m `Rtc` for ICE, DTLS and the data
+//! channel, driven through its SDP-free direct API; its media goes through
+//! its [`Transport`] once DTLS has exported the keys; and what the bridge
+//! needs to know around them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use str0m::bwe::Bitrate;
-use str0m::change::DirectApi;
-use str0m::format::Codec;
-use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
-use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use crate::allocation::RateMeter;
@@ -22,27 +19,19 @@ use crate::clock::SenderClock;
 use crate::dtls::{DtlsTap, fingerprint_algorithm, take_created_tap};
 use crate::simulcast::SimulcastForwarder;
 use crate::speech::SilenceFilter;
+use crate::transport::{Kind, Transport};
 
-/// Payload types and header extension ids of Jitsi's offers (protocol §3.2).
+/// Payload types of Jitsi's offers (protocol §3.2).
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 100;
 pub const VP8_RTX_PT: u8 = 96;
-const EXT_AUDIO_LEVEL: u8 = 1;
-const EXT_ABS_SEND_TIME: u8 = 3;
-const EXT_TRANSPORT_CC: u8 = 5;
-
-const RTX_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
-pub(crate) const AUDIO_MID: &str = "audio";
-pub(crate) const VIDEO_MID: &str = "video";
 
 /// A video source this endpoint receives from another endpoint.
 #[derive(Debug)]
 pub(crate) struct VideoForward {
     pub forwarder: SimulcastForwarder,
-    /// Highest extended sequence number written, to extend the forwarder's u16.
-    pub last_seq: Option<u64>,
+    /// The RTX SSRC its retransmissions go out on, if the source has one.
+    pub rtx: Option<u32>,
     /// The height the receiver asked for (0: none).
     pub wanted_height: u32,
     /// A layer fixed through the API, which allocation leaves alone.
@@ -54,6 +43,11 @@ pub(crate) struct Endpoint {
     pub id: String,
     pub conference: String,
     pub rtc: Rtc,
+    /// Its media, once DTLS has exported the keys.
+    pub transport: Option<Transport>,
+    /// Where str0m last sent it DTLS: the pair ICE nominated, where its media
+    /// goes until it sends some of its own.
+    pub dtls_destination: Option<SocketAddr>,
     /// Its DTLS association's side door (the certificate check).
     pub dtls: DtlsTap,
     /// Its DTLS refusal was counted.
@@ -78,11 +72,6 @@ pub(crate) struct Endpoint {
     pub video_in: HashMap<u32, VideoForward>,
     /// Audio of others it receives, by SSRC: when forwarding may start.
     pub audio_in: HashMap<u32, Instant>,
-    /// Streams declared towards this endpoint, to keep rids unique.
-    tx_count: u32,
-    /// The source (first SSRC) behind each stream's rid, so a key frame
-    /// request from this receiver reaches only that source's sender.
-    pub tx_by_rid: HashMap<Rid, u32>,
     /// Secret of this endpoint's bridge-channel URL, fixed for its life.
     pub channel_pwd: String,
     /// Messages to this endpoint's bridge channel, when one is open.
@@ -124,8 +113,8 @@ pub(crate) struct Endpoint {
     pub video_top: Vec<u8>,
     /// The bridge's estimate of its downlink (transport-cc).
     pub bwe_bps: Option<u64>,
-    /// Last NACK and loss totals reported per stream sent to it.
-    pub egress_totals: HashMap<(Mid, Option<Rid>), (u64, u64)>,
+    /// The cumulative loss it last reported per stream sent to it.
+    pub lost_reported: HashMap<u32, i32>,
     /// When this sender was last asked for a key frame, by SSRC.
     pub keyframes_asked: HashMap<u32, Instant>,
 }
@@ -142,8 +131,8 @@ impl Endpoint {
             ufrag: random_token(8),
             pass: random_token(24),
         };
-        let mut config = RtcConfig::new()
-            .set_rtp_mode(true)
+        // No media in str0m: only ICE, DTLS and the data channel.
+        let config = RtcConfig::new()
             .set_crypto_provider(crate::dtls::provider())
             .set_dtls_cert(cert.dtls.clone())
             // The remote certificate is checked in our DTLS instance (crate::dtls),
@@ -151,40 +140,13 @@ impl Endpoint {
             .set_fingerprint_verification(false)
             .set_local_ice_credentials(creds.clone())
             .clear_codecs()
-            .clear_extension_map()
-            .set_extension(EXT_AUDIO_LEVEL, Extension::AudioLevel)
-            .set_extension(EXT_ABS_SEND_TIME, Extension::AbsoluteSendTime)
-            .set_extension(EXT_TRANSPORT_CC, Extension::TransportSequenceNumber)
-            // NACK and loss counters for the metrics.
-            .set_stats_interval(Some(STATS_INTERVAL))
-            // Videobridge starts each receiver's estimate at 2.5 Mbit/s.
-            .enable_bwe(Some(Bitrate::kbps(2500)));
-        let codecs = config.codec_config();
-        codecs.add_config(
-            Pt::from(OPUS_PT),
-            None,
-            Codec::Opus,
-            Frequency::FORTY_EIGHT_KHZ,
-            Some(2),
-            Default::default(),
-        );
-        codecs.add_config(
-            Pt::from(VP8_PT),
-            Some(Pt::from(VP8_RTX_PT)),
-            Codec::Vp8,
-            Frequency::NINETY_KHZ,
-            None,
-            Default::default(),
-        );
+            .clear_extension_map();
         let mut rtc = config.build(now);
         let dtls = take_created_tap()
             .ok_or_else(|| ApiError::Internal("str0m made no DTLS instance".into()))?;
         let mut api = rtc.direct_api();
         // Jicofo always asks the bridge to be the controlling agent (protocol §6.1).
         api.set_ice_controlling(true);
-        api.enable_twcc_feedback();
-        api.declare_media(Mid::from(AUDIO_MID), MediaKind::Audio);
-        api.declare_media(Mid::from(VIDEO_MID), MediaKind::Video);
         let host = Candidate::host(advertised, "udp")
             .map_err(|e| ApiError::Internal(format!("bad advertised address: {e}")))?;
         rtc.add_local_candidate(host);
@@ -192,6 +154,8 @@ impl Endpoint {
             id: id.to_owned(),
             conference: conference.to_owned(),
             rtc,
+            transport: None,
+            dtls_destination: None,
             dtls,
             dtls_failure_counted: false,
             ufrag: creds.ufrag,
@@ -204,8 +168,6 @@ impl Endpoint {
             rtx: Vec::new(),
             video_in: HashMap::new(),
             audio_in: HashMap::new(),
-            tx_count: 0,
-            tx_by_rid: HashMap::new(),
             channel_pwd: random_token(24),
             channel: None,
             dialect: Dialect::Sources,
@@ -225,7 +187,7 @@ impl Endpoint {
             queued: false,
             heard_any: false,
             active: true,
-            egress_totals: HashMap::new(),
+            lost_reported: HashMap::new(),
             keyframes_asked: HashMap::new(),
             video_rates: Vec::new(),
             video_top: Vec::new(),
@@ -313,49 +275,6 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Expects media from this endpoint on its signalled SSRCs.
-    pub fn receive_sources(&mut self) {
-        let mut api = self.rtc.direct_api();
-        for s in &self.audio_ssrcs {
-            let rx = api.expect_stream_rx(Ssrc::from(*s), None, Mid::from(AUDIO_MID), None);
-            rx.suppress_nack(true);
-        }
-        for layers in &self.video_layers {
-            for s in layers {
-                // With its RTX SSRC, str0m unwraps the sender's retransmissions.
-                let rtx = rtx_of(&self.rtx, *s).map(Ssrc::from);
-                api.expect_stream_rx(Ssrc::from(*s), rtx, Mid::from(VIDEO_MID), None);
-            }
-        }
-    }
-
-    /// Declares a stream towards this endpoint; each gets its own rid, which
-    /// str0m's pacer needs to tell streams apart. With an RTX SSRC, str0m
-    /// answers this receiver's NACKs from its send cache.
-    pub fn send_stream(&mut self, ssrc: u32, rtx: Option<u32>, kind: MediaKind) {
-        let ssrc = Ssrc::from(ssrc);
-        if self.rtc.direct_api().stream_tx(&ssrc).is_some() {
-            return;
-        }
-        self.tx_count += 1;
-        let rid = Rid::from(format!("s{}", self.tx_count).as_str());
-        self.tx_by_rid.insert(rid, *ssrc);
-        let mid = Mid::from(if kind == MediaKind::Audio {
-            AUDIO_MID
-        } else {
-            VIDEO_MID
-        });
-        let mut api = self.rtc.direct_api();
-        let tx = api.declare_stream_tx(ssrc, rtx.map(Ssrc::from), mid, Some(rid));
-        // A retransmission later than a second is useless to a live call;
-        // a shorter cache keeps each receiver's memory small.
-        tx.set_rtx_cache(1024, RTX_CACHE_AGE, Some(0.15));
-    }
-
-    pub fn api(&mut self) -> DirectApi<'_> {
-        self.rtc.direct_api()
-    }
-
     /// Which of this endpoint's video sources (its index and first SSRC) and
     /// which layer `ssrc` is.
     pub fn video_layer_of(&self, ssrc: u32) -> Option<(usize, u32, u8)> {
@@ -369,6 +288,24 @@ impl Endpoint {
                     .map(|i| (index, layers[0], i as u8))
             })
     }
+}
+
+/// What `ssrc` is among signalled audio SSRCs, video layers and FID pairs.
+pub(crate) fn kind_of(audio: &[u32], video: &[Vec<u32>], rtx: &[(u32, u32)], ssrc: u32) -> Kind {
+    if audio.contains(&ssrc) {
+        Kind::Audio
+    } else if video.iter().any(|l| l.contains(&ssrc)) {
+        Kind::Video
+    } else if let Some((primary, _)) = rtx.iter().find(|(_, r)| *r == ssrc) {
+        Kind::Rtx(*primary)
+    } else {
+        Kind::Unknown
+    }
+}
+
+/// A random SSRC (RFC 3550 §8: chosen at random).
+pub(crate) fn random_ssrc() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32
 }
 
 pub(crate) fn rtx_of(pairs: &[(u32, u32)], ssrc: u32) -> Option<u32> {

@@ -8,7 +8,9 @@
 //!
 //! - [`bridge`]: the media worker thread and its handle, the API the focus calls
 //!   ([`api`]); [`router`] is its sans-IO core, [`demux`] routes datagrams of the
-//!   shared port, [`cert`] is the one DTLS certificate.
+//!   shared port, [`cert`] is the one DTLS certificate. Each endpoint's ICE,
+//!   DTLS and data channel are a str0m `Rtc`; its media, once DTLS has exported
+//!   the keys, goes through a transport of our own built from the modules below.
 //! - [`http`]: the bridge channel's WebSocket route, `/colibri/stats` and drain
 //!   for the web front door; [`metrics`]: the Prometheus collector;
 //!   [`latency`]: how long the bridge holds a datagram.
@@ -19,9 +21,10 @@
 //!   [`bwe`]: the downlink's send-side estimate from the receiver's TWCC feedback.
 //! - [`simulcast`]: for one receiver and one simulcast source, which encoding
 //!   is forwarded and how its packets are renumbered onto the source's first SSRC.
-//! - [`srtp`]: SRTP and SRTCP keyed from DTLS, for the media path of our own.
+//! - [`srtp`]: SRTP and SRTCP keyed from DTLS, protected and opened in place.
 //! - [`rtcp`]: the RTCP wire format, read without copying and written into a
 //!   caller's buffer (reports, SDES, BYE, NACK, PLI, FIR, REMB, transport-wide feedback).
+//! - [`rtp`]: an RTP packet's layout and header rewrites, in place.
 //! - [`receive`]: what the media path keeps about the streams a sender sends,
 //!   for its receiver reports, NACKs and transport-wide feedback.
 //! - [`retransmit`]: receivers' NACKs answered in RTX from one cache of what
@@ -50,6 +53,7 @@ pub mod rtp;
 pub mod simulcast;
 pub mod speech;
 pub mod srtp;
+mod transport;
 pub mod vp8;
 
 /// The payload types the bridge forwards (Jicofo's defaults for Opus, VP8 and VP8's RTX).

@@ -9,12 +9,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use str0m::bwe::BweKind;
-use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use crate::allocation::RateMeter;
@@ -23,10 +20,11 @@ use crate::cert::Certificate;
 use crate::channel::{BridgeMessage, ClientMessage, Constraint, Dialect, VideoConstraints};
 use crate::demux::{Claim, Demux, is_stun};
 use crate::endpoint::{Endpoint, VideoForward, rtx_of};
-use crate::rtp::Header;
 use crate::simulcast::{SimulcastForwarder, Verdict};
 use crate::speech::SpeechActivity;
+use crate::transport::Transport;
 use forward::subscribe;
+use transmit::Transmits;
 
 /// A sender is asked for a key frame of a stream at most this often, whoever
 /// asks (Videobridge's source-wide interval): a receiver whose decoder keeps
@@ -54,13 +52,6 @@ const SENDING_WITHIN: Duration = Duration::from_secs(2);
 /// Bound on timeout passes for one endpoint at one instant.
 const MAX_PASSES: usize = 64;
 
-/// A datagram to send from the media port.
-#[derive(Debug)]
-pub struct Datagram {
-    pub destination: SocketAddr,
-    pub contents: Vec<u8>,
-}
-
 /// A route this router took or gave up, for a demux in front of several routers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteChange {
@@ -80,9 +71,12 @@ pub struct Router {
     conferences: HashMap<String, Vec<Key>>,
     /// Speech activity of each conference's senders.
     speech: HashMap<String, SpeechActivity<Key>>,
-    transmits: VecDeque<Datagram>,
+    transmits: Transmits,
     routes: VecDeque<RouteChange>,
-    received: Vec<RtpPacket>,
+    /// A received media datagram, copied to be unprotected in place.
+    scratch: Vec<u8>,
+    /// An instant and the wall clock then: NTP times in sender reports.
+    wallclock: (Instant, SystemTime),
     dirty: Vec<Key>,
     /// Endpoint deadlines, earliest first. An entry counts while it equals its
     /// endpoint's `scheduled`; superseded ones are skipped when they come up.
@@ -110,9 +104,10 @@ impl Router {
             by_id: HashMap::new(),
             conferences: HashMap::new(),
             speech: HashMap::new(),
-            transmits: VecDeque::new(),
+            transmits: Transmits::default(),
             routes: VecDeque::new(),
-            received: Vec::new(),
+            scratch: Vec::with_capacity(2048),
+            wallclock: (Instant::now(), SystemTime::now()),
             dirty: Vec::new(),
             deadlines: BinaryHeap::new(),
             housekeeping_at: Instant::now(),
@@ -246,7 +241,6 @@ impl Router {
                 .map(|l| l.len().saturating_sub(1) as u8)
                 .collect();
             ep.rtx = s.rtx.clone();
-            ep.receive_sources();
             let (audio, video, rtx) = (
                 ep.audio_ssrcs.clone(),
                 ep.video_layers.clone(),
@@ -374,6 +368,11 @@ impl Router {
             self.stats.unroutable += 1;
             return;
         };
+        // RTP and RTCP (RFC 7983) go through the endpoint's own transport.
+        if data.first().is_some_and(|b| (128..192).contains(b)) {
+            self.handle_media(now, key, source, data);
+            return;
+        }
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.advertised, data) else {
             self.stats.rejected += 1;
             return;
@@ -408,9 +407,7 @@ impl Router {
             ep.last_heard = now;
             ep.heard_any = true;
         }
-        // Drain before anything else feeds this endpoint: str0m holds one
-        // received packet at a time. The receivers it wrote to run at the next
-        // poll_transmit, once for however many datagrams came before it.
+        // STUN and DTLS: whatever str0m answers goes out with this batch.
         self.drain(now, key);
     }
 
@@ -507,16 +504,16 @@ impl Router {
         self.routes.pop_front()
     }
 
-    /// The next datagram to send. Endpoints written to since the last call run
-    /// first: a burst of datagrams costs each receiver's stack one pass.
-    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+    /// The next datagram to send and where to. Endpoints whose ICE or DTLS
+    /// have work run first.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
         if !self.dirty.is_empty() {
             self.flush(self.now);
         }
-        let d = self.transmits.pop_front()?;
+        let (to, d) = self.transmits.pop()?;
         self.stats.datagrams_out += 1;
-        self.stats.bytes_out += d.contents.len() as u64;
-        Some(d)
+        self.stats.bytes_out += d.len() as u64;
+        Some((to, d))
     }
 
     /// Lists `key` for the next flush, once however often it is marked.
@@ -526,13 +523,13 @@ impl Router {
         }
     }
 
-    /// Runs every dirty endpoint's stack until it waits, forwarding what it received.
+    /// Runs every dirty endpoint's str0m and transport timers until they wait.
     fn flush(&mut self, now: Instant) {
         while let Some(key) = self.dirty.pop() {
             if let Some(ep) = self.endpoints[key].as_mut() {
                 ep.queued = false;
             }
-            // A pacer may release its queue over several passes at the same instant.
+            // Timers due at the same instant may take several passes.
             for _ in 0..MAX_PASSES {
                 let Some(ep) = self.endpoints[key].as_mut() else {
                     break;
@@ -557,43 +554,14 @@ impl Router {
                 Ok(Output::Transmit(t)) if !ep.consent && !is_stun(&t.contents) => {
                     self.stats.dropped_no_consent += 1;
                 }
-                Ok(Output::Transmit(t)) => self.transmits.push_back(Datagram {
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
-                Ok(Output::Timeout(t)) => break t,
-                Ok(Output::Event(Event::RtpPacket(p))) => self.received.push(p),
-                Ok(Output::Event(Event::KeyframeRequest(r))) => {
-                    // A receiver lost its picture: the sender of that stream is
-                    // asked for a key frame of the layer being forwarded.
-                    let named = r.rid.and_then(|rid| ep.tx_by_rid.get(&rid)).copied();
-                    for (source, fwd) in &ep.video_in {
-                        if named.is_some_and(|n| n != *source) {
-                            continue;
-                        }
-                        if let Some(layer) = fwd.forwarder.current() {
-                            self.keyframe_wanted
-                                .push((ep.conference.clone(), *source, layer));
-                        }
+                Ok(Output::Transmit(t)) => {
+                    if !is_stun(&t.contents) {
+                        // DTLS goes where ICE nominated.
+                        ep.dtls_destination = Some(t.destination);
                     }
+                    self.transmits.push(t.destination, &t.contents);
                 }
-                Ok(Output::Event(Event::SenderFeedback(f))) => ep.clock.on_report(
-                    f.received_at,
-                    *f.sender_info.ssrc,
-                    f.sender_info.rtp_time.numer() as u32,
-                    f.sender_info.ntp_time,
-                ),
-                Ok(Output::Event(Event::MediaEgressStats(e))) => {
-                    // Cumulative per stream: count what grew since the last report.
-                    let last = ep.egress_totals.entry((e.mid, e.rid)).or_default();
-                    let lost = e.remote.as_ref().map_or(last.1, |r| r.packets_lost);
-                    self.stats.nacks_received += e.nacks.saturating_sub(last.0);
-                    self.stats.packets_lost_reported += lost.saturating_sub(last.1);
-                    *last = (e.nacks.max(last.0), lost.max(last.1));
-                }
-                Ok(Output::Event(Event::EgressBitrateEstimate(BweKind::Twcc {
-                    estimate, ..
-                }))) => ep.bwe_bps = Some(estimate.as_u64()),
+                Ok(Output::Timeout(t)) => break t,
                 Ok(Output::Event(Event::IceConnectionStateChange(
                     IceConnectionState::Disconnected,
                 ))) => {
@@ -613,6 +581,28 @@ impl Router {
                 Err(_) => break now + MAX_SLEEP,
             }
         };
+        // The handshake exported its keys: media goes through our transport.
+        if let Some(keys) = ep.dtls.take_keys() {
+            let destination = ep.dtls_destination.unwrap_or(self.advertised);
+            match Transport::new(now, &keys, destination, self.wallclock) {
+                Ok(t) => ep.transport = Some(t),
+                Err(_) => self.stats.dtls_failures += 1,
+            }
+        }
+        let next = match ep.transport.as_mut() {
+            Some(t) => {
+                if t.poll_timeout() <= now {
+                    let mark = self.transmits.mark();
+                    t.handle_timeout(now, &mut self.transmits);
+                    // Without consent its timers run, but nothing goes out.
+                    if !ep.consent {
+                        self.stats.dropped_no_consent += self.transmits.drop_since(mark) as u64;
+                    }
+                }
+                next.min(t.poll_timeout())
+            }
+            None => next,
+        };
         ep.next_timeout = next;
         if !ep.dtls_failure_counted && ep.dtls.refused() {
             ep.dtls_failure_counted = true;
@@ -622,16 +612,24 @@ impl Router {
             ep.scheduled = Some(next);
             self.deadlines.push(Reverse((next, key)));
         }
-        for (conference, source, layer) in std::mem::take(&mut self.keyframe_wanted) {
-            self.request_keyframe(&conference, source, layer);
-        }
-        let received = std::mem::take(&mut self.received);
-        for p in &received {
-            self.forward(now, key, p);
-        }
-        self.received = received;
-        self.received.clear();
         next
+    }
+
+    /// Moves `key`'s deadline earlier when its transport wants to run sooner.
+    fn reschedule(&mut self, key: Key) {
+        let Some(ep) = self.endpoints[key].as_mut() else {
+            return;
+        };
+        let Some(at) = ep.transport.as_ref().map(Transport::poll_timeout) else {
+            return;
+        };
+        if at < ep.next_timeout {
+            ep.next_timeout = at;
+        }
+        if ep.scheduled.is_none_or(|s| at < s) {
+            ep.scheduled = Some(at);
+            self.deadlines.push(Reverse((at, key)));
+        }
     }
 }
 
@@ -644,6 +642,8 @@ fn enlist(dirty: &mut Vec<Key>, key: Key, ep: &mut Endpoint) {
 
 mod channel;
 mod forward;
+mod media;
 mod stats;
+pub(crate) mod transmit;
 
 pub use stats::RouterStats;

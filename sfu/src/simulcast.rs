@@ -60,9 +60,7 @@ pub struct Rewrite {
 }
 
 impl Rewrite {
-    /// Writes the descriptor fields into a copy of the payload. The router
-    /// hands them to its WebRTC stack as a patch instead, so receivers share
-    /// one payload buffer.
+    /// Writes the descriptor fields into the receiver's copy of the payload.
     pub fn patch(&self, payload: &mut [u8]) {
         if let Ok(desc) = Descriptor::parse(payload) {
             if let Some(p) = self.picture_id {

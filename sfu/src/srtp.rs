@@ -168,6 +168,11 @@ impl Outbound {
         }
     }
 
+    /// The profile DTLS agreed on.
+    pub fn profile(&self) -> Profile {
+        self.keys.profile
+    }
+
     /// Protects the RTP packet in `buf[..len]`, appending the tag; returns the
     /// protected length. `buf` needs [`Profile::rtp_overhead`] bytes of room.
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {

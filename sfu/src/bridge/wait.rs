@@ -3,7 +3,7 @@
 //!
 //! One epoll set per worker watches the shared socket with `EPOLLEXCLUSIVE`
 //! (a datagram wakes one sleeping worker, not all), the worker's eventfd and
-//! its timerfd (deadlines to the microsecond, as str0m's pacer wants). A
+//! its timerfd (deadlines to the microsecond: NACK and feedback timers, ICE). A
 //! [`Waker`] writes the eventfd only when its worker is asleep or about to be,
 //! so a busy worker is handed work without a system call.
 

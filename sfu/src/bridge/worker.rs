@@ -271,8 +271,8 @@ impl Outbox {
         while let Some(change) = router.poll_route() {
             port.announce(index, &change);
         }
-        while let Some(d) = router.poll_transmit() {
-            self.sender.push(&d.contents, d.destination);
+        while let Some((to, d)) = router.poll_transmit() {
+            self.sender.push(d, to);
         }
         self.sender.flush();
         self.began = None;

@@ -16,6 +16,8 @@ pub struct RouterStats {
     pub bytes_out: u64,
     /// NACKs receivers sent the bridge, and the packets they reported lost.
     pub nacks_received: u64,
+    /// Retransmissions the bridge sent in answer to them.
+    pub retransmissions: u64,
     pub packets_lost_reported: u64,
     /// Endpoints whose ICE connectivity failed (consent lost, never connected).
     pub ice_failures: u64,
@@ -54,6 +56,7 @@ impl RouterStats {
         self.datagrams_out += o.datagrams_out;
         self.bytes_out += o.bytes_out;
         self.nacks_received += o.nacks_received;
+        self.retransmissions += o.retransmissions;
         self.packets_lost_reported += o.packets_lost_reported;
         self.ice_failures += o.ice_failures;
         self.ice_succeeded += o.ice_succeeded;
