@@ -142,7 +142,8 @@ impl Transport {
         }
         let kind = match kind_of(packet.header.ssrc) {
             Kind::Rtx(primary) => {
-                len = rtx::unwrap(&mut buf[..len], primary, packet.payload_type)
+                // Video's RTX (Jicofo's payload types: RTX 96 repeats VP8 100).
+                len = rtx::unwrap(&mut buf[..len], primary, crate::VP8_PT)
                     .map_err(|_| Refused::NotForwarded)?;
                 packet = Packet::parse(&buf[..len]).map_err(|_| Refused::NotForwarded)?;
                 Kind::Video

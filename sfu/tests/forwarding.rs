@@ -460,6 +460,46 @@ fn a_receivers_nack_is_answered_with_a_retransmission() {
     );
 }
 
+/// The bridge asks a sender again for what its uplink lost; the sender's
+/// retransmission (RTX) reaches the viewer as the packet it repeats.
+#[test]
+fn a_senders_lost_packet_is_asked_for_and_its_retransmission_forwarded() {
+    let bridge = bridge();
+    let mut ps = vec![
+        join(&bridge, "room", "sender", 6001, &[5001]),
+        join(&bridge, "room", "viewer", 7001, &[]),
+    ];
+    ps[1].expect(5001, MediaKind::Video);
+    connect_all(&mut ps);
+    // The sender's network loses two of its video packets on the way.
+    let before = ps[0].rtp_sent();
+    ps[0].lose_out = vec![before + 15, before + 31];
+    let sent: Vec<Vec<u8>> = (0..60u32)
+        .map(|frame| vp8((frame % 0x8000) as u16, frame as u8, frame == 0, 0, frame))
+        .collect();
+    for (frame, payload) in sent.iter().enumerate() {
+        ps[0].send_video(5001, frame as u32 * 3000, payload.clone());
+        poll_all(&mut ps, 3);
+    }
+    poll_all(&mut ps, 100);
+    let mut got: Vec<(u64, Vec<u8>)> = ps[1].got[&5001]
+        .iter()
+        .map(|g| (g.seq, g.payload.clone()))
+        .collect();
+    got.sort();
+    got.dedup();
+    let payloads: Vec<Vec<u8>> = got.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        payloads.len(),
+        sent.len(),
+        "the viewer got every frame, the two lost ones by retransmission"
+    );
+    // The bridge renumbers the descriptor; the frame bytes after it are the sender's.
+    for (got, sent) in payloads.iter().zip(&sent) {
+        assert_eq!(got[got.len() - 8..], sent[sent.len() - 8..]);
+    }
+}
+
 #[test]
 fn receiver_video_constraints_on_the_bridge_channel_pick_the_layer() {
     use futures_util::{SinkExt, StreamExt};

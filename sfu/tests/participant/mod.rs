@@ -54,6 +54,10 @@ pub struct Participant {
     /// that this participant's network loses before its stack sees them.
     pub lose: Vec<usize>,
     rtp_in: usize,
+    /// Outgoing RTP datagrams (counted from 0) its network loses on the way
+    /// to the bridge.
+    pub lose_out: Vec<usize>,
+    rtp_out: usize,
 }
 
 impl Participant {
@@ -125,6 +129,8 @@ impl Participant {
             seq: HashMap::new(),
             lose: Vec::new(),
             rtp_in: 0,
+            lose_out: Vec::new(),
+            rtp_out: 0,
         }
     }
 
@@ -294,6 +300,13 @@ impl Participant {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => {
+                    if is_rtp(&t.contents) {
+                        let index = self.rtp_out;
+                        self.rtp_out += 1;
+                        if self.lose_out.contains(&index) {
+                            continue;
+                        }
+                    }
                     let _ = self.socket.send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Timeout(_)) | Err(_) => break,
@@ -319,6 +332,11 @@ impl Participant {
                 Ok(Output::Event(_)) => {}
             }
         }
+    }
+
+    /// RTP datagrams it has sent so far.
+    pub fn rtp_sent(&self) -> usize {
+        self.rtp_out
     }
 
     /// Reads what reached this participant's address without processing it
