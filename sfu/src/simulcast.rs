@@ -183,30 +183,18 @@ impl SimulcastForwarder {
             // Late packet from before the switch point.
             return Verdict::Drop;
         }
-        let seq = header.seq.wrapping_add(m.seq_offset);
-        let timestamp = header.timestamp.wrapping_add(m.ts_offset);
-        let modulus = desc.picture_id_modulus();
-        let picture_id = desc
-            .picture_id
-            .map(|p| p.wrapping_add(m.picture_id_offset) % modulus);
-        let tl0picidx = desc.tl0picidx.map(|t| t.wrapping_add(m.tl0_offset));
-        let newest = self.last.is_none_or(|l| seq_newer(seq, l.seq));
+        let rewrite = self.rewrite(&m, header, &desc);
+        let newest = self.last.is_none_or(|l| seq_newer(rewrite.seq, l.seq));
         if newest {
             self.last = Some(LastSent {
-                seq,
-                timestamp,
-                picture_id: picture_id.or(self.last.and_then(|l| l.picture_id)),
-                tl0picidx: tl0picidx.or(self.last.and_then(|l| l.tl0picidx)),
+                seq: rewrite.seq,
+                timestamp: rewrite.timestamp,
+                picture_id: rewrite.picture_id.or(self.last.and_then(|l| l.picture_id)),
+                tl0picidx: rewrite.tl0picidx.or(self.last.and_then(|l| l.tl0picidx)),
                 at: now,
             });
         }
-        Verdict::Forward(Rewrite {
-            ssrc: self.out_ssrc,
-            seq,
-            timestamp,
-            picture_id,
-            tl0picidx,
-        })
+        Verdict::Forward(rewrite)
     }
 
     /// Offsets that continue the output from the last packet sent.
@@ -262,6 +250,29 @@ impl SimulcastForwarder {
         }
         self.last_keyframe_request = Some(now);
         Some(target)
+    }
+
+    /// The rewrite a packet of the current layer gets, without forwarding it:
+    /// for one that reached the bridge before the key frame start its number
+    /// follows (reordered), which a receiver then asks for.
+    pub fn rewrite_of(&self, header: &Header, payload: &[u8]) -> Option<Rewrite> {
+        let m = self.mapping?;
+        let desc = Descriptor::parse(payload).ok()?;
+        let after = header.seq == m.first_seq || seq_newer(header.seq, m.first_seq);
+        (header.ssrc == m.ssrc && after).then(|| self.rewrite(&m, header, &desc))
+    }
+
+    fn rewrite(&self, m: &Mapping, header: &Header, desc: &Descriptor) -> Rewrite {
+        let modulus = desc.picture_id_modulus();
+        Rewrite {
+            ssrc: self.out_ssrc,
+            seq: header.seq.wrapping_add(m.seq_offset),
+            timestamp: header.timestamp.wrapping_add(m.ts_offset),
+            picture_id: desc
+                .picture_id
+                .map(|p| p.wrapping_add(m.picture_id_offset) % modulus),
+            tl0picidx: desc.tl0picidx.map(|t| t.wrapping_add(m.tl0_offset)),
+        }
     }
 
     /// Maps a sequence number the receiver NACKed back to the current layer's

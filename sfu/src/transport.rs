@@ -277,6 +277,26 @@ impl Transport {
         }
     }
 
+    /// Records a packet as sent to this receiver that never was (it reached
+    /// the bridge before the key frame start it follows), so a NACK for it
+    /// can be answered from the sender's cache.
+    pub fn record_unsent(
+        &mut self,
+        now: Instant,
+        sender_ssrc: u32,
+        sender_seq: u16,
+        rewrite: &Rewrite,
+    ) {
+        if let Some(history) = self
+            .sent
+            .iter_mut()
+            .find(|s| s.ssrc == rewrite.ssrc)
+            .and_then(|s| s.history.as_mut())
+        {
+            history.record(now, sender_ssrc, sender_seq, rewrite);
+        }
+    }
+
     /// The sender of the stream this receiver knows as `ssrc` (what was
     /// forwarded to it there most recently), for routing its NACKs.
     pub fn sender_of(&self, ssrc: u32, seq: u16) -> Option<u32> {

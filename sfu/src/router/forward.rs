@@ -139,7 +139,17 @@ impl Router {
         let Some(r) = self.endpoints[receiver].as_ref() else {
             return;
         };
-        let Some(sender_ssrc) = r.transport.as_ref().and_then(|t| t.sender_of(ssrc, seq)) else {
+        let sent = r.transport.as_ref().and_then(|t| t.sender_of(ssrc, seq));
+        // Never sent: a packet of the current layer that reached the bridge
+        // before the key frame start it follows (reordered) was dropped then.
+        let unsent = match sent {
+            Some(_) => None,
+            None => r
+                .video_in
+                .get(&ssrc)
+                .and_then(|f| f.forwarder.original_seq(seq)),
+        };
+        let Some(sender_ssrc) = sent.or(unsent.map(|(s, _)| s)) else {
             return;
         };
         let Some(members) = self.conferences.get(&r.conference) else {
@@ -162,6 +172,24 @@ impl Router {
         let (Some(transport), Some(caches)) = (r.transport.as_mut(), s.transport.as_ref()) else {
             return;
         };
+        if let Some((sender_ssrc, sender_seq)) = unsent {
+            let Some(bytes) = caches.cache.get(now, sender_ssrc, sender_seq) else {
+                return;
+            };
+            let Ok(packet) = Packet::parse(bytes) else {
+                return;
+            };
+            let rewrite = r.video_in.get(&ssrc).and_then(|f| {
+                f.forwarder
+                    .rewrite_of(&packet.header, packet.payload(bytes))
+            });
+            match rewrite {
+                Some(rewrite) if rewrite.seq == seq => {
+                    transport.record_unsent(now, sender_ssrc, sender_seq, &rewrite)
+                }
+                _ => return,
+            }
+        }
         if r.consent && transport.retransmit(now, &mut self.transmits, ssrc, seq, &caches.cache) {
             self.stats.retransmissions += 1;
         }

@@ -220,3 +220,42 @@ fn garbage_payloads_are_dropped() {
         assert_eq!(fwd.handle_packet(Instant::now(), 0, &h, p), Verdict::Drop);
     }
 }
+
+#[test]
+fn a_packet_that_came_before_its_key_frame_start_can_still_be_rewritten_for_a_nack() {
+    let now = Instant::now();
+    let mut fwd = SimulcastForwarder::new(SSRCS[0]);
+    fwd.set_target(Some(0));
+    let mut layer = Layer::new(0, 100, 9000, 5, 1);
+    let (key_h, key_p) = layer.frame(true);
+    let (early_h, early_p) = layer.frame(false);
+    // The second packet overtook the key frame start: dropped, no mapping yet.
+    assert_eq!(fwd.handle_packet(now, 0, &early_h, &early_p), Verdict::Drop);
+    assert!(fwd.rewrite_of(&early_h, &early_p).is_none());
+    let Verdict::Forward(key) = fwd.handle_packet(now, 0, &key_h, &key_p) else {
+        panic!("the key frame start switches");
+    };
+    // Its number follows the start's; the receiver NACKs it and gets it.
+    let late = fwd.rewrite_of(&early_h, &early_p).unwrap();
+    assert_eq!(late.seq, key.seq.wrapping_add(1));
+    assert_eq!(fwd.original_seq(late.seq), Some((SSRCS[0], early_h.seq)));
+    // What it would have been forwarded as, had it come in order.
+    let mut replay = SimulcastForwarder::new(SSRCS[0]);
+    replay.set_target(Some(0));
+    let _ = replay.handle_packet(now, 0, &key_h, &key_p);
+    assert_eq!(
+        replay.handle_packet(now, 0, &early_h, &early_p),
+        Verdict::Forward(late)
+    );
+    // Nothing from before the start, or of another layer.
+    let before = Header {
+        seq: key_h.seq.wrapping_sub(1),
+        ..key_h
+    };
+    assert!(fwd.rewrite_of(&before, &key_p).is_none());
+    let other = Header {
+        ssrc: SSRCS[1],
+        ..early_h
+    };
+    assert!(fwd.rewrite_of(&other, &early_p).is_none());
+}
