@@ -31,6 +31,7 @@ pub struct BridgeCollector {
     dropped: IntCounterVec,
     forwarded: IntCounter,
     nacks: IntCounter,
+    retransmissions: IntCounter,
     lost: IntCounter,
     keyframe_requests: IntCounter,
     ice_failures: IntCounter,
@@ -70,6 +71,10 @@ impl BridgeCollector {
                 "RTP packets forwarded to receivers",
             ),
             nacks: counter("nacks_received_total", "NACKs receivers sent"),
+            retransmissions: counter(
+                "retransmissions_total",
+                "Packets sent again in answer to NACKs",
+            ),
             lost: counter(
                 "packets_lost_reported_total",
                 "Packets receivers reported lost",
@@ -118,13 +123,14 @@ impl BridgeCollector {
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 16] {
+    fn collectors(&self) -> [&dyn Collector; 17] {
         [
             &self.datagrams,
             &self.bytes,
             &self.dropped,
             &self.forwarded,
             &self.nacks,
+            &self.retransmissions,
             &self.lost,
             &self.keyframe_requests,
             &self.ice_failures,
@@ -178,6 +184,7 @@ impl Collector for BridgeCollector {
         );
         set(&self.forwarded, t.packets_forwarded);
         set(&self.nacks, t.nacks_received);
+        set(&self.retransmissions, t.retransmissions);
         set(&self.lost, t.packets_lost_reported);
         set(&self.keyframe_requests, t.keyframe_requests);
         set(&self.ice_failures, t.ice_failures);

@@ -458,6 +458,11 @@ fn a_receivers_nack_is_answered_with_a_retransmission() {
         last - first + 1,
         "every lost packet came back as a retransmission: {seqs:?}"
     );
+    let totals = bridge.stats().unwrap().totals;
+    assert!(
+        totals.nacks_received >= 1 && totals.retransmissions >= 2,
+        "{totals:?}"
+    );
 }
 
 /// The bridge asks a sender again for what its uplink lost; the sender's
