@@ -120,7 +120,7 @@ impl Transport {
 
     /// Unprotects the SRTP datagram in `buf` in place and records it: its
     /// transport-wide number, its stream's statistics and, for video, the
-    /// NACK generator and the cache. A retransmission in RTX is unwrapped into
+    /// NACK generator. A retransmission in RTX is unwrapped into
     /// the packet it repeats. Returns the packet's layout and length.
     pub fn receive_rtp(
         &mut self,
@@ -160,7 +160,6 @@ impl Transport {
         stream.stats.handle_packet(now, h.seq, h.timestamp);
         if let Some(nack) = stream.nack.as_mut() {
             nack.handle_packet(now, h.seq);
-            let _ = self.cache.insert(now, &buf[..len]);
         }
         Ok((packet, len))
     }

@@ -3,10 +3,10 @@
 //! by count and by age, allocated once.
 
 /// Packets remembered (a power of two). Raising it keeps feedback on older
-/// packets usable on fast links behind long queues (4096 is about 2 s at
-/// 20 Mbit/s of full-size packets), at 24 bytes a packet per receiver;
-/// lowering it forgets sooner.
-pub(super) const CAPACITY: usize = 4096;
+/// packets usable on fast links behind long queues (2048 is about 1 s at
+/// 20 Mbit/s of full-size packets; feedback comes every 50-100 ms), at 24
+/// bytes a packet per receiver (48 KiB); lowering it forgets sooner.
+pub(super) const CAPACITY: usize = 2048;
 
 /// A packet sent longer ago than this is forgotten even if the ring still
 /// holds it. Raising it trusts feedback that took longer to come back (a

@@ -60,6 +60,9 @@ impl Router {
             .get_mut(&conference)
             .map(std::mem::take)
             .unwrap_or_default();
+        // Whether some receiver takes (or waits for) this layer: only then is
+        // the packet kept for retransmissions.
+        let mut layer_in_use = false;
         for &to in &members {
             if to == from {
                 continue;
@@ -71,6 +74,9 @@ impl Router {
             let wrote = if is_audio {
                 write_audio(now, captured, receiver, &mut self.transmits, bytes, p)
             } else if let Some((_, source, layer)) = video {
+                layer_in_use |= receiver.video_in.get(&source).is_some_and(|f| {
+                    f.forwarder.current() == Some(layer) || f.forwarder.target() == Some(layer)
+                });
                 write_video(
                     now,
                     captured,
@@ -93,6 +99,9 @@ impl Router {
         }
         if let Some(sender) = self.endpoints[from].as_mut() {
             sender.conference = conference;
+            if layer_in_use && let Some(t) = sender.transport.as_mut() {
+                let _ = t.cache.insert(now, bytes);
+            }
         }
     }
 
