@@ -378,8 +378,8 @@ fn apply(
     }
     if m.create {
         answer.push_child(codec::feedback_sources(
-            codec::random_ssrc(),
-            codec::random_ssrc(),
+            sfu::rtp::random_ssrc(),
+            sfu::rtp::random_ssrc(),
         ));
     }
     // A request that leaves the conference empty ends it (Videobridge's rule).

@@ -301,14 +301,6 @@ pub fn feedback_sources(audio_ssrc: u32, video_ssrc: u32) -> Element {
         .with_child(source("video", "jvb-v0", video_ssrc))
 }
 
-/// A random nonzero SSRC for the bridge's feedback sources (they need only be
-/// unlikely to collide with the participants').
-pub fn random_ssrc() -> u32 {
-    let mut bytes = [0u8; 4];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    u32::from_be_bytes(bytes).max(1)
-}
-
 /// Why a request failed, by the reasons Jicofo acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

@@ -115,8 +115,8 @@ impl Conference {
             bridge,
             profile: MediaProfile::default(),
             feedback: EndpointSources::bridge_feedback(
-                colibri2::codec::random_ssrc(),
-                colibri2::codec::random_ssrc(),
+                sfu::rtp::random_ssrc(),
+                sfu::rtp::random_ssrc(),
             ),
             joined: false,
             left: false,

@@ -303,11 +303,6 @@ pub(crate) fn kind_of(audio: &[u32], video: &[Vec<u32>], rtx: &[(u32, u32)], ssr
     }
 }
 
-/// A random SSRC (RFC 3550 §8: chosen at random).
-pub(crate) fn random_ssrc() -> u32 {
-    uuid::Uuid::new_v4().as_u128() as u32
-}
-
 pub(crate) fn rtx_of(pairs: &[(u32, u32)], ssrc: u32) -> Option<u32> {
     pairs.iter().find(|(s, _)| *s == ssrc).map(|(_, r)| *r)
 }

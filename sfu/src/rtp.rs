@@ -6,6 +6,19 @@ mod packet;
 
 pub use packet::{Packet, RtpError, set_payload_type, set_seq, set_ssrc, set_timestamp};
 
+/// A random nonzero SSRC (RFC 3550 §8: chosen at random, so it is unlikely to
+/// collide with the participants'): the bridge's feedback sources and the
+/// sender of its own RTCP.
+///
+/// ```
+/// assert_ne!(sfu::rtp::random_ssrc(), 0);
+/// ```
+pub fn random_ssrc() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    u32::from_be_bytes(bytes).max(1)
+}
+
 /// Whether sequence number `a` comes after `b`, modulo 2^16.
 ///
 /// ```

@@ -16,13 +16,14 @@ mod feedback;
 mod streams;
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::bwe::{Config as BweConfig, Estimator};
 use crate::dtls::SrtpKeys;
 use crate::receive::TwccRecorder;
 use crate::retransmit::{PacketCaches, Retransmitter, rtx};
-use crate::router::transmit::Transmits;
+use crate::router::transmit::{Slot, Transmits};
 use crate::rtp::Packet;
 use crate::simulcast::Rewrite;
 use crate::srtp::{Session, SrtpError};
@@ -71,8 +72,6 @@ pub(crate) struct Transport {
     retransmitter: Retransmitter,
     bwe: Estimator,
     next_transport_seq: u16,
-    /// Round trip from its receiver reports.
-    rtt: Option<Duration>,
     reports_at: Instant,
     /// An instant and the wall clock then, for NTP times in reports.
     wallclock: (Instant, SystemTime),
@@ -98,7 +97,7 @@ impl Transport {
         Ok(Transport {
             srtp: Session::from_dtls(&keys.material, keys.profile, keys.dtls_client)?,
             destination,
-            rtcp_ssrc: crate::endpoint::random_ssrc(),
+            rtcp_ssrc: crate::rtp::random_ssrc(),
             arrivals: TwccRecorder::new(now),
             received: Vec::new(),
             cache: PacketCaches::new(),
@@ -107,7 +106,6 @@ impl Transport {
             // Videobridge's start, floor and ceiling.
             bwe: Estimator::new(now, BweConfig::default()),
             next_transport_seq: 0,
-            rtt: None,
             reports_at: now + REPORT_INTERVAL,
             wallclock,
         })
@@ -214,16 +212,7 @@ impl Transport {
         if let (Some(r), Some(history)) = (rewrite, stream.history.as_mut()) {
             history.record(now, packet.header.ssrc, packet.header.seq, r);
         }
-        let size = n + self.srtp.outbound.profile().rtp_overhead();
-        if let Some(range) = transport_seq.filter(|r| r.len() == 2) {
-            let seq = self.next_transport_seq;
-            self.next_transport_seq = seq.wrapping_add(1);
-            buf[range].copy_from_slice(&seq.to_be_bytes());
-            self.bwe.on_sent(now, seq, size, None);
-        }
-        if let Ok(len) = self.srtp.outbound.protect_rtp(buf, n) {
-            slot.commit(len, self.destination);
-        }
+        self.finish(now, slot, n, transport_seq);
     }
 
     /// Answers this receiver's NACK of `seq` on `ssrc` from the sender's
@@ -252,20 +241,29 @@ impl Transport {
         else {
             return false;
         };
-        if let Ok(packet) = Packet::parse(&buf[..n])
-            && let Some(range) = packet
-                .extension_range(&buf[..n], EXT_TRANSPORT_CC)
-                .filter(|r| r.len() == 2)
-        {
+        let transport_seq = Packet::parse(&buf[..n])
+            .ok()
+            .and_then(|p| p.extension_range(&buf[..n], EXT_TRANSPORT_CC));
+        self.finish(now, slot, n, transport_seq)
+    }
+
+    /// Stamps this receiver's next transport-wide number where `transport_seq`
+    /// says the packet in the slot's first `n` bytes carries it, tells the
+    /// estimator, protects the packet and queues it. Returns whether it went out.
+    fn finish(
+        &mut self,
+        now: Instant,
+        mut slot: Slot<'_>,
+        n: usize,
+        transport_seq: Option<Range<usize>>,
+    ) -> bool {
+        let buf = slot.buf();
+        if let Some(range) = transport_seq.filter(|r| r.len() == 2) {
             let seq = self.next_transport_seq;
             self.next_transport_seq = seq.wrapping_add(1);
             buf[range].copy_from_slice(&seq.to_be_bytes());
-            self.bwe.on_sent(
-                now,
-                seq,
-                n + self.srtp.outbound.profile().rtp_overhead(),
-                None,
-            );
+            let size = n + self.srtp.outbound.profile().rtp_overhead();
+            self.bwe.on_sent(now, seq, size, None);
         }
         match self.srtp.outbound.protect_rtp(buf, n) {
             Ok(len) => {

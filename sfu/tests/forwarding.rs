@@ -433,12 +433,7 @@ fn a_client_signalling_candidates_without_end_is_refused_and_keeps_its_call() {
 #[test]
 fn a_receivers_nack_is_answered_with_a_retransmission() {
     let bridge = bridge();
-    let mut ps = vec![
-        join(&bridge, "room", "sender", 6001, &[5001]),
-        join(&bridge, "room", "viewer", 7001, &[]),
-    ];
-    ps[1].expect(5001, MediaKind::Video);
-    connect_all(&mut ps);
+    let mut ps = sender_and_viewer(&bridge, &[5001]);
     // The viewer's network loses two of the bridge's packets.
     ps[1].lose = vec![15, 31];
     for frame in 0..60u32 {
@@ -470,12 +465,7 @@ fn a_receivers_nack_is_answered_with_a_retransmission() {
 #[test]
 fn a_senders_lost_packet_is_asked_for_and_its_retransmission_forwarded() {
     let bridge = bridge();
-    let mut ps = vec![
-        join(&bridge, "room", "sender", 6001, &[5001]),
-        join(&bridge, "room", "viewer", 7001, &[]),
-    ];
-    ps[1].expect(5001, MediaKind::Video);
-    connect_all(&mut ps);
+    let mut ps = sender_and_viewer(&bridge, &[5001]);
     // The sender's network loses two of its video packets on the way.
     let before = ps[0].rtp_sent();
     ps[0].lose_out = vec![before + 15, before + 31];

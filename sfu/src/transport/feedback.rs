@@ -15,8 +15,6 @@ use crate::rtcp::{
     ReportBlock, SenderInfo, TransportFeedback, TransportFeedbackHeader, WriteError, Writer,
 };
 
-/// Room an RTCP compound leaves in its datagram for SRTCP's index and tag.
-const SRTCP_ROOM: usize = 32;
 /// Report blocks one receiver report holds (its 5-bit count).
 const MAX_BLOCKS: usize = 31;
 /// Transport-wide feedback entries one packet carries at most (the
@@ -46,7 +44,6 @@ impl Transport {
             // A report from before a clock step or a lying one is ignored.
             if rtt < 65_536 * 10 {
                 let rtt = Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536);
-                self.rtt = Some(rtt);
                 self.retransmitter.set_rtt(rtt);
                 for r in &mut self.received {
                     if let Some(nack) = r.nack.as_mut() {
@@ -72,7 +69,9 @@ impl Transport {
     /// Asks the endpoint for a key frame of its stream `ssrc`.
     pub fn send_pli(&mut self, out: &mut Transmits, ssrc: u32) {
         let rtcp_ssrc = self.rtcp_ssrc;
-        self.send_rtcp(out, |w| w.pli(rtcp_ssrc, ssrc));
+        write_rtcp(out, &mut self.srtp, self.destination, |w| {
+            w.pli(rtcp_ssrc, ssrc)
+        });
     }
 
     /// Sends the RTCP that is due: transport-wide feedback and NACKs on the
@@ -176,14 +175,6 @@ impl Transport {
             });
         }
     }
-
-    fn send_rtcp(
-        &mut self,
-        out: &mut Transmits,
-        write: impl FnOnce(&mut Writer<'_>) -> Result<(), WriteError>,
-    ) {
-        write_rtcp(out, &mut self.srtp, self.destination, write);
-    }
 }
 
 /// Writes one RTCP compound into a datagram, protects it and queues it; a
@@ -196,7 +187,8 @@ fn write_rtcp(
 ) {
     let mut slot = out.reserve();
     let buf = slot.buf();
-    let room = buf.len() - SRTCP_ROOM;
+    // Room left for SRTCP's index and tag.
+    let room = buf.len() - srtp.outbound.profile().rtcp_overhead();
     let mut writer = Writer::new(&mut buf[..room]);
     if write(&mut writer).is_err() || writer.is_empty() {
         return;

@@ -81,8 +81,7 @@ pub(super) fn sent(
     if let Some(i) = list.iter().position(|s| s.ssrc == ssrc) {
         return &mut list[i];
     }
-    let rtx =
-        rtx_ssrc.map(|r| RtxStream::new(r, VP8_RTX_PT, crate::endpoint::random_ssrc() as u16));
+    let rtx = rtx_ssrc.map(|r| RtxStream::new(r, VP8_RTX_PT, crate::rtp::random_ssrc() as u16));
     list.push(SentStream {
         ssrc,
         clock_rate,
