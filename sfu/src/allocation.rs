@@ -25,7 +25,8 @@ pub struct Wish {
 }
 
 impl Wish {
-    fn rate(&self, layer: u8) -> u64 {
+    /// What `layer` costs, bits per second (0: not measured yet).
+    pub fn rate(&self, layer: u8) -> u64 {
         self.rates.get(usize::from(layer)).copied().unwrap_or(0)
     }
 }

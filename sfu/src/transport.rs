@@ -10,9 +10,10 @@
 //! transport-wide number stamped in), [`Transport::retransmit`],
 //! [`Transport::send_pli`]; and on its timers ([`Transport::handle_timeout`])
 //! the RTCP a browser expects from its peer: transport-wide feedback, NACKs,
-//! sender and receiver reports.
+//! sender and receiver reports; and the padding that probes its downlink.
 
 mod feedback;
+mod probe;
 mod streams;
 
 use std::net::SocketAddr;
@@ -71,6 +72,11 @@ pub(crate) struct Transport {
     sent: Vec<SentStream>,
     retransmitter: Retransmitter,
     bwe: Estimator,
+    /// Some video it is sent has an RTX stream, which probes pad on.
+    rtx_streams: bool,
+    /// What the receiver wants has been worked out at least once.
+    desired_known: bool,
+    probe: Option<probe::OpenProbe>,
     next_transport_seq: u16,
     reports_at: Instant,
     /// An instant and the wall clock then, for NTP times in reports.
@@ -105,6 +111,9 @@ impl Transport {
             retransmitter: Retransmitter::new(now),
             // Videobridge's start, floor and ceiling.
             bwe: Estimator::new(now, BweConfig::default()),
+            rtx_streams: false,
+            desired_known: false,
+            probe: None,
             next_transport_seq: 0,
             reports_at: now + REPORT_INTERVAL,
             wallclock,
@@ -209,6 +218,7 @@ impl Transport {
             rtx_ssrc,
         );
         stream.count(packet.payload.len(), timestamp, captured);
+        self.rtx_streams |= rtx_ssrc.is_some();
         if let (Some(r), Some(history)) = (rewrite, stream.history.as_mut()) {
             history.record(now, packet.header.ssrc, packet.header.seq, r);
         }
@@ -263,7 +273,8 @@ impl Transport {
             self.next_transport_seq = seq.wrapping_add(1);
             buf[range].copy_from_slice(&seq.to_be_bytes());
             let size = n + self.srtp.outbound.profile().rtp_overhead();
-            self.bwe.on_sent(now, seq, size, None);
+            let probe = self.probe.as_mut().map(|p| p.count(size));
+            self.bwe.on_sent(now, seq, size, probe);
         }
         match self.srtp.outbound.protect_rtp(buf, n) {
             Ok(len) => {
@@ -309,7 +320,10 @@ impl Transport {
     /// When [`handle_timeout`](Self::handle_timeout) next has work.
     pub fn poll_timeout(&self) -> Instant {
         let mut at = self.reports_at;
-        if let Some(t) = self.arrivals.poll_timeout() {
+        for t in [self.arrivals.poll_timeout(), self.probe_timeout()]
+            .into_iter()
+            .flatten()
+        {
             at = at.min(t);
         }
         for r in &self.received {

@@ -186,3 +186,72 @@ fn a_receivers_bandwidth_caps_what_it_is_sent() {
     }
     assert!(room.video_from(1) > back + 10, "video flows again");
 }
+
+#[test]
+fn a_layer_beyond_the_starting_estimate_is_reached_by_probing() {
+    let bridge = std::sync::Arc::new(bridge());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = serve_channels(&rt, &bridge);
+    let layers = [5001u32, 5002, 5003];
+    let (viewer, local) = join_with(&bridge, "room", "viewer", 1000, &[]);
+    let mut ps = vec![join_with(&bridge, "room", "anna", 1001, &layers).0, viewer];
+    ps[1].expect(layers[0], MediaKind::Video);
+    ps[1].send_transport_feedback();
+    connect_all(&mut ps);
+    let mut ws = open_channel(&rt, &base, &local.channel_path);
+    rt.block_on(
+        ws.send(Message::text(
+            json!({"colibriClass":"ReceiverVideoConstraints","lastN":-1,
+               "onStageSources":["anna-v0"],"defaultConstraints":{"maxHeight":720}})
+            .to_string(),
+        )),
+    )
+    .unwrap();
+    // 30 frames a second of 160 kbit/s, 530 kbit/s and 3.2 Mbit/s: the top
+    // layer is beyond the 2.5 Mbit/s every receiver's estimate starts at,
+    // and nothing sent below it would ever show the link has room for it.
+    let packets_per_frame = [1usize, 2, 12];
+    let sizes = [660usize, 1100, 1100];
+    let period = Duration::from_millis(33);
+    let start = Instant::now();
+    // Rates are measured over a second, the allocation follows once a second,
+    // a probe's result needs a round trip, a switch needs a key frame, and a
+    // probe that measured nothing is tried again 5 s later: from the seventh
+    // second the top layer must be what the viewer gets.
+    let (settled, end) = (Duration::from_secs(7), Duration::from_secs(9));
+    let got = |p: &Participant| p.got.get(&layers[0]).map_or(0, Vec::len);
+    let mut from = None;
+    let mut frame = 0u32;
+    while start.elapsed() < end {
+        if from.is_none() && start.elapsed() >= settled {
+            from = Some(got(&ps[1]));
+        }
+        let due = start + period * frame;
+        for (l, &ssrc) in layers.iter().enumerate() {
+            let key = frame.is_multiple_of(90) || ps[0].keyframe_requests.remove(&ssrc).is_some();
+            let pid = ((frame + 100 * l as u32) % 0x8000) as u16;
+            for n in 0..packets_per_frame[l] {
+                let mut payload = vp8(pid, frame as u8, key, l as u8, frame);
+                if n > 0 {
+                    payload[0] = 0x80; // a continuation: S clear
+                }
+                payload.resize(sizes[l], 0x5A);
+                ps[0].send_video(ssrc, frame * 3000, payload);
+            }
+        }
+        frame += 1;
+        while Instant::now() < due + period {
+            poll_all(&mut ps, 1);
+        }
+    }
+    let late: Vec<u8> = ps[1].got[&layers[0]][from.unwrap()..]
+        .iter()
+        .map(|g| g.payload[8])
+        .collect();
+    let top = late.iter().filter(|l| **l == 2).count();
+    assert!(
+        late.len() > 300 && top * 10 >= late.len() * 9,
+        "from the seventh second {top} of {} packets were of the top layer",
+        late.len()
+    );
+}

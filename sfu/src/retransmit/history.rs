@@ -92,7 +92,8 @@ impl SendHistory {
         self.rtx.as_ref()
     }
 
-    pub(super) fn rtx_mut(&mut self) -> Option<&mut RtxStream> {
+    /// The same, to number what else is sent on it (probing padding).
+    pub fn rtx_mut(&mut self) -> Option<&mut RtxStream> {
         self.rtx.as_mut()
     }
 

@@ -263,6 +263,13 @@ impl Router {
             (a, b) => a.or(b),
         };
         let layers = allocate(&wishes, budget);
+        // All it asked for, up to what the client says it has: probing
+        // finds out whether the downlink carries more than its estimate.
+        let wanted: u64 = wishes
+            .iter()
+            .filter_map(|w| w.wanted.map(|l| w.rate(l)))
+            .sum();
+        let desired = c.assumed_bandwidth_bps.map_or(wanted, |b| wanted.min(b));
         let targets: Vec<_> = targets
             .into_iter()
             .zip(layers)
@@ -271,6 +278,9 @@ impl Router {
             })
             .collect();
         let ep = self.endpoints[receiver].as_mut().expect("checked above");
+        if let Some(t) = ep.transport.as_mut() {
+            t.set_desired_bitrate(now, desired);
+        }
         let (mut endpoints, mut sources) = (Vec::new(), Vec::new());
         for (source, _, sender_id, name, height, layer) in &targets {
             if let Some(f) = ep.video_in.get_mut(source) {
@@ -311,6 +321,8 @@ impl Router {
                 );
             }
         }
+        // A probe may be due sooner now.
+        self.reschedule(receiver);
     }
 
     /// Tells every endpoint of a conference when its dominant speaker changes.

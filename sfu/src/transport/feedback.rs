@@ -76,8 +76,10 @@ impl Transport {
 
     /// Sends the RTCP that is due: transport-wide feedback and NACKs on the
     /// endpoint's streams, and about once a second sender reports for what
-    /// it is sent and a receiver report on what it sends.
+    /// it is sent and a receiver report on what it sends; and a probe's
+    /// padding when one is under way.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Transmits) {
+        self.send_probe(now, out);
         self.send_transport_feedback(now, out);
         self.send_nacks(now, out);
         if now >= self.reports_at {

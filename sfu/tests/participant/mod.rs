@@ -198,6 +198,12 @@ impl Participant {
         }
     }
 
+    /// Sends transport-wide feedback on what it receives, as browsers do,
+    /// so the bridge estimates its downlink.
+    pub fn send_transport_feedback(&mut self) {
+        self.rtc.direct_api().enable_twcc_feedback();
+    }
+
     /// Expects media on a remote SSRC (as signalled in a source-add).
     pub fn expect(&mut self, ssrc: u32, kind: MediaKind) {
         let mid = Mid::from(if kind == MediaKind::Audio {
