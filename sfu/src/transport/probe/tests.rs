@@ -71,64 +71,71 @@ struct Padding {
     size: usize,
 }
 
-/// Runs the transport's timers for `span`, collecting what it sends: the
-/// padding packets, and how many others.
-fn run(
-    t: &mut Transport,
-    receiver: &mut Session,
-    from: Instant,
-    span: Duration,
-    out: &mut Transmits,
-) -> (Vec<Padding>, usize) {
-    let (mut padding, mut others) = (Vec::new(), 0);
-    let mut now = from;
-    while now < from + span {
-        t.handle_timeout(now, out);
-        while let Some((_, d)) = out.pop() {
-            let mut d = d.to_vec();
-            if d[1] >= 192 && d[1] < 224 {
-                others += 1;
-                continue;
-            }
-            let size = d.len();
-            let n = receiver.inbound.unprotect_rtp(&mut d).unwrap();
-            let p = Packet::parse(&d[..n]).unwrap();
-            if p.header.ssrc != RTX_SSRC {
-                others += 1;
-                continue;
-            }
-            assert_eq!(d[1] & 0x7f, crate::VP8_RTX_PT);
-            assert!(p.payload(&d[..n]).is_empty(), "padding carries no payload");
-            let ts = p.extension(&d[..n], EXT_TRANSPORT_CC).unwrap();
-            padding.push(Padding {
-                at: now,
-                seq: p.header.seq,
-                transport_seq: u16::from_be_bytes([ts[0], ts[1]]),
-                size,
-            });
+/// A transport to a receiver that has been sent one video packet with its
+/// RTX pairing (what probing pads on), and the receiver's SRTP.
+struct Link {
+    t: Transport,
+    receiver: Session,
+    out: Transmits,
+    start: Instant,
+}
+
+impl Link {
+    fn sending_video(start: Instant) -> Link {
+        let (mut t, receiver) = transport(start);
+        let mut out = Transmits::default();
+        send_video(&mut t, start, &mut out, 100);
+        while out.pop().is_some() {}
+        Link {
+            t,
+            receiver,
+            out,
+            start,
         }
-        now = t.poll_timeout().max(now + Duration::from_micros(1));
     }
-    (padding, others)
+
+    /// Runs the transport's timers for `span` from the start; the padding
+    /// packets it sends, as the receiver opens them.
+    fn padding_within(&mut self, span: Duration) -> Vec<Padding> {
+        let mut padding = Vec::new();
+        let mut now = self.start;
+        while now < self.start + span {
+            self.t.handle_timeout(now, &mut self.out);
+            while let Some((_, d)) = self.out.pop() {
+                let mut d = d.to_vec();
+                if (192..224).contains(&d[1]) {
+                    continue; // RTCP
+                }
+                let size = d.len();
+                let n = self.receiver.inbound.unprotect_rtp(&mut d).unwrap();
+                let p = Packet::parse(&d[..n]).unwrap();
+                if p.header.ssrc != RTX_SSRC {
+                    continue;
+                }
+                assert_eq!(d[1] & 0x7f, crate::VP8_RTX_PT);
+                assert!(p.payload(&d[..n]).is_empty(), "padding carries no payload");
+                let ts = p.extension(&d[..n], EXT_TRANSPORT_CC).unwrap();
+                padding.push(Padding {
+                    at: now,
+                    seq: p.header.seq,
+                    transport_seq: u16::from_be_bytes([ts[0], ts[1]]),
+                    size,
+                });
+            }
+            now = self.t.poll_timeout().max(now + Duration::from_micros(1));
+        }
+        padding
+    }
 }
 
 #[test]
 fn a_receiver_wanting_more_than_its_estimate_is_probed_with_paced_padding_on_its_rtx_stream() {
     let start = Instant::now();
-    let (mut t, mut receiver) = transport(start);
-    let mut out = Transmits::default();
-    send_video(&mut t, start, &mut out, 100);
-    while out.pop().is_some() {}
-    let initial = t.estimate();
+    let mut link = Link::sending_video(start);
+    let initial = link.t.estimate();
     // Twice the estimate is wanted.
-    t.set_desired_bitrate(start, 2 * initial);
-    let (padding, _) = run(
-        &mut t,
-        &mut receiver,
-        start,
-        Duration::from_millis(200),
-        &mut out,
-    );
+    link.t.set_desired_bitrate(start, 2 * initial);
+    let padding = link.padding_within(Duration::from_millis(200));
 
     assert!(padding.len() >= 5, "a cluster of padding: {padding:?}");
     for pair in padding.windows(2) {
@@ -159,60 +166,37 @@ fn a_receiver_wanting_more_than_its_estimate_is_probed_with_paced_padding_on_its
             (p.transport_seq, Some(us))
         }))
         .collect();
-    t.bwe.on_feedback(
-        padding.last().unwrap().at + Duration::from_millis(30),
-        feedback,
-    );
+    let after = padding.last().unwrap().at + Duration::from_millis(30);
+    link.t.bwe.on_feedback(after, feedback);
     assert!(
-        t.estimate() > initial * 3 / 2,
+        link.t.estimate() > initial * 3 / 2,
         "estimate {} after the probe, from {initial}",
-        t.estimate()
+        link.t.estimate()
     );
 }
 
 #[test]
-fn no_padding_when_the_estimate_covers_what_is_wanted_or_there_is_no_rtx_stream() {
+fn no_padding_without_an_rtx_stream_without_a_wish_or_when_the_estimate_covers_it() {
     let start = Instant::now();
-    let (mut t, mut receiver) = transport(start);
-    let mut out = Transmits::default();
     // Wanting more, but nothing with RTX is sent yet: nothing to pad on.
-    t.set_desired_bitrate(start, 10_000_000);
-    let (padding, _) = run(
-        &mut t,
-        &mut receiver,
+    let (t, receiver) = transport(start);
+    let mut link = Link {
+        t,
+        receiver,
+        out: Transmits::default(),
         start,
-        Duration::from_millis(100),
-        &mut out,
-    );
-    assert!(padding.is_empty());
+    };
+    link.t.set_desired_bitrate(start, 10_000_000);
+    assert!(link.padding_within(Duration::from_millis(100)).is_empty());
 
-    let (mut t, mut receiver) = transport(start);
-    send_video(&mut t, start, &mut out, 7);
-    while out.pop().is_some() {}
-    t.set_desired_bitrate(start, t.estimate() / 2);
-    let (padding, _) = run(
-        &mut t,
-        &mut receiver,
-        start,
-        Duration::from_secs(3),
-        &mut out,
-    );
-    assert!(padding.is_empty(), "{padding:?}");
-}
+    // Sending video, but the receiver's wish is not known yet.
+    let mut link = Link::sending_video(start);
+    let padding = link.padding_within(Duration::from_secs(2));
+    assert!(padding.is_empty(), "before any wish: {padding:?}");
 
-#[test]
-fn a_receiver_is_not_probed_before_its_wishes_are_known() {
-    let start = Instant::now();
-    let (mut t, mut receiver) = transport(start);
-    let mut out = Transmits::default();
-    send_video(&mut t, start, &mut out, 7);
-    while out.pop().is_some() {}
-    let (padding, _) = run(
-        &mut t,
-        &mut receiver,
-        start,
-        Duration::from_secs(2),
-        &mut out,
-    );
-    assert!(padding.is_empty(), "{padding:?}");
+    // Wishing for less than the estimate.
+    let mut link = Link::sending_video(start);
+    link.t.set_desired_bitrate(start, link.t.estimate() / 2);
+    let padding = link.padding_within(Duration::from_secs(3));
+    assert!(padding.is_empty(), "below the estimate: {padding:?}");
 }
