@@ -25,6 +25,10 @@ struct Track {
 
 const WINDOW: u64 = 1024;
 
+/// Further ahead than this is no gap: a stack extends a number from before
+/// a track's first wrap below zero, which as a u64 lands near its top.
+const MAX_JUMP: u64 = 16 << 16;
+
 impl Track {
     /// Records `seq`; false for a duplicate or one from before the start.
     fn note(&mut self, seq: u64) -> bool {
@@ -35,6 +39,7 @@ impl Track {
                 self.highest = seq;
             }
             Some(f) if seq < f || self.highest.saturating_sub(seq) >= WINDOW => return false,
+            Some(_) if seq > self.highest && seq - self.highest > MAX_JUMP => return false,
             Some(_) if seq > self.highest => {
                 if seq - self.highest >= WINDOW {
                     self.seen = [0; WINDOW as usize / 64];
@@ -179,5 +184,9 @@ mod tests {
         assert_eq!(m.lost(), 5);
         assert_eq!(m.by_owner()["ab"], 6);
         assert_eq!(m.unknown, 1);
+        // A number extended below zero (u64 wrap) is neither received nor a gap.
+        m.on_rtp(now, 5, u64::MAX - 3, &[0; 20]);
+        assert_eq!(m.lost(), 5);
+        assert_eq!(m.by_owner()["ab"], 6);
     }
 }
