@@ -296,6 +296,11 @@ impl Estimator {
         self.probes.set_desired(now_us, bps, self.estimate as f64);
     }
 
+    /// What [`Estimator::set_desired_bitrate`] last said (`None`: not yet).
+    pub fn desired_bitrate(&self) -> Option<u64> {
+        self.probes.desired()
+    }
+
     /// A probe cluster to open now, if one is due: while it is open, every
     /// packet sent carries its id to [`Estimator::on_sent`], and padding
     /// tops the sending up to its rate (see [`ProbeCluster`]). Close it

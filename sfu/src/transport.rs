@@ -74,8 +74,6 @@ pub(crate) struct Transport {
     bwe: Estimator,
     /// Some video it is sent has an RTX stream, which probes pad on.
     rtx_streams: bool,
-    /// What the receiver wants has been worked out at least once.
-    desired_known: bool,
     probe: Option<probe::OpenProbe>,
     next_transport_seq: u16,
     reports_at: Instant,
@@ -112,7 +110,6 @@ impl Transport {
             // Videobridge's start, floor and ceiling.
             bwe: Estimator::new(now, BweConfig::default()),
             rtx_streams: false,
-            desired_known: false,
             probe: None,
             next_transport_seq: 0,
             reports_at: now + REPORT_INTERVAL,

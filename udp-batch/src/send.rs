@@ -95,32 +95,33 @@ impl<S: AsFd> BatchSender<S> {
     /// Adds a datagram: to the last run if it can join it, else as a new run
     /// (sending what is held first when that is full).
     pub fn push(&mut self, datagram: &[u8], to: SocketAddr) {
-        let max_segments = self.state.max_gso_segments();
-        let joins = self.runs.last().is_some_and(|r| {
-            r.destination == to
-                && !self.closed
-                && datagram.len() <= r.segment
-                && r.count < max_segments
-        });
-        if !joins {
-            if self.runs.len() == MAX_RUNS || self.batch.len() + datagram.len() > CAPACITY {
-                self.flush();
-            }
+        let full = self.batch.len() + datagram.len() > CAPACITY
+            || (self.runs.len() == MAX_RUNS && !self.joins(datagram, to));
+        if full {
+            self.flush();
+        }
+        if !self.joins(datagram, to) {
             self.runs.push(Run {
                 destination: to,
                 start: self.batch.len(),
                 segment: datagram.len(),
                 count: 0,
             });
-        } else if self.batch.len() + datagram.len() > CAPACITY {
-            // Cannot happen with 64 segments of at most 2 KB; bounded anyway.
-            self.flush();
-            return self.push(datagram, to);
         }
         self.batch.extend_from_slice(datagram);
         let run = self.runs.last_mut().expect("pushed above");
         run.count += 1;
         self.closed = datagram.len() < run.segment;
+    }
+
+    /// Whether `datagram` to `to` can join the last run.
+    fn joins(&self, datagram: &[u8], to: SocketAddr) -> bool {
+        self.runs.last().is_some_and(|r| {
+            r.destination == to
+                && !self.closed
+                && datagram.len() <= r.segment
+                && r.count < self.state.max_gso_segments()
+        })
     }
 
     /// Sends everything held, in order.
@@ -159,7 +160,7 @@ impl<S: AsFd> BatchSender<S> {
         // the network could. A device refusing GSO (EIO/EINVAL) has turned it
         // off in the state by now: that one run goes out datagram by datagram.
         let socket = UdpSockRef::from(&self.socket);
-        if self.state.try_send(socket, &transmit).is_err() {
+        if self.state.try_send(socket, &transmit).is_err() && run.count > 1 {
             let socket = socket2::SockRef::from(&self.socket);
             let to = run.destination.into();
             for d in contents.chunks(run.segment) {
@@ -212,8 +213,8 @@ impl<S: AsFd> BatchSender<S> {
                 Ok(k) if k > 0 => next += k,
                 // A full send buffer: the rest is lost, as the network could lose it.
                 Err(nix::errno::Errno::EAGAIN) => return,
-                // An error for the first (an ICMP error pending from an earlier
-                // send, an unreachable destination): it is lost, the rest goes on.
+                // The first was refused (a destination the socket cannot
+                // reach): it is lost, the rest goes on.
                 _ => next += 1,
             }
         }
@@ -315,11 +316,9 @@ mod tests {
     }
 
     #[test]
-    fn a_destination_nobody_listens_on_costs_only_its_own_datagrams() {
-        let gone = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+    fn a_datagram_the_kernel_refuses_costs_only_itself() {
+        // To IPv6 from an IPv4 socket: refused, each in its turn.
+        let gone: SocketAddr = "[::1]:9".parse().unwrap();
         let open = UdpSocket::bind("127.0.0.1:0").unwrap();
         open.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut sender = BatchSender::new(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();

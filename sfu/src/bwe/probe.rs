@@ -157,6 +157,11 @@ impl ProbeController {
         }
     }
 
+    /// What the application last said it wants, bit/s.
+    pub fn desired(&self) -> Option<u64> {
+        self.desired.map(|d| d as u64)
+    }
+
     /// The application now wants `desired` bit/s in all.
     pub fn set_desired(&mut self, now_us: i64, desired: u64, estimate: f64) {
         let desired = desired as f64;

@@ -87,30 +87,26 @@ impl Router {
             let Some(transport) = ep.transport.as_mut() else {
                 return;
             };
+            // Report blocks on what the bridge sends it ride on either report.
+            let blocks = match &packet {
+                Rtcp::SenderReport(sr) => Some(sr.report_blocks()),
+                Rtcp::ReceiverReport(rr) => Some(rr.report_blocks()),
+                _ => None,
+            };
+            for block in blocks.into_iter().flatten() {
+                let lost = transport.on_report_block(now, &block);
+                let known =
+                    ep.audio_in.contains_key(&block.ssrc) || ep.video_in.contains_key(&block.ssrc);
+                if known {
+                    count_loss(&mut self.stats, &mut ep.lost_reported, block.ssrc, lost);
+                }
+            }
             match packet {
                 Rtcp::SenderReport(sr) => {
                     let info = sr.info;
                     ep.clock
                         .on_report(now, info.ssrc, info.rtp_time, from_ntp(info.ntp_time));
                     transport.on_sender_report(now, info.ssrc, info.ntp_time);
-                    for block in sr.report_blocks() {
-                        let lost = transport.on_report_block(now, &block);
-                        let known = ep.audio_in.contains_key(&block.ssrc)
-                            || ep.video_in.contains_key(&block.ssrc);
-                        if known {
-                            count_loss(&mut self.stats, &mut ep.lost_reported, block.ssrc, lost);
-                        }
-                    }
-                }
-                Rtcp::ReceiverReport(rr) => {
-                    for block in rr.report_blocks() {
-                        let lost = transport.on_report_block(now, &block);
-                        let known = ep.audio_in.contains_key(&block.ssrc)
-                            || ep.video_in.contains_key(&block.ssrc);
-                        if known {
-                            count_loss(&mut self.stats, &mut ep.lost_reported, block.ssrc, lost);
-                        }
-                    }
                 }
                 Rtcp::TransportFeedback(feedback) => {
                     transport.on_transport_feedback(now, &feedback);

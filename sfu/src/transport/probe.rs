@@ -60,14 +60,13 @@ impl Transport {
     /// the path has room for it.
     pub fn set_desired_bitrate(&mut self, now: Instant, bps: u64) {
         self.bwe.set_desired_bitrate(now, bps);
-        self.desired_known = true;
     }
 
     /// Probing needs an RTX stream to pad on, and a wish to measure against:
     /// a receiver is not probed before it is known to want more (as
     /// Videobridge does; libwebrtc also probes blind at the start).
     fn can_probe(&self) -> bool {
-        self.rtx_streams && self.desired_known
+        self.rtx_streams && self.bwe.desired_bitrate().is_some()
     }
 
     /// When probing next has work: the open cluster's next packet, or the
