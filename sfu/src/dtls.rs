@@ -1,8 +1,11 @@
-//! The DTLS stack of every endpoint: str0m's own (dimpl on aws-lc-rs), with
-//! one configuration shared by all endpoints instead of one built per
-//! endpoint. Building a dimpl configuration validates the crypto provider
-//! (key exchanges and signatures on every curve): about a millisecond during
-//! which the worker creating the endpoint forwards nothing for anyone.
+//! The DTLS stack of every endpoint. In the server role, the one every Jitsi
+//! client gives the bridge, it is our own ([`server`]): the server picks the
+//! SRTP profile, and ours picks Videobridge's (AEAD_AES_128_GCM first) where
+//! str0m's stack (dimpl) would pick AES-256-GCM. In the client role it is
+//! dimpl's, with one configuration shared by all endpoints instead of one
+//! built per endpoint: building one validates the crypto provider (key
+//! exchanges and signatures on every curve), about a millisecond during which
+//! the worker creating the endpoint forwards nothing for anyone.
 //!
 //! Each association also has a [`DtlsTap`], its endpoint's side door: the
 //! remote certificate is checked here against the signalled fingerprint with
@@ -10,6 +13,16 @@
 //! 8122 allows SHA-384 and SHA-512 too), and an association whose certificate
 //! does not match goes no further: no keys, no data channel. The SRTP keying
 //! material is taken from it as it passes, for the endpoint's own media path.
+
+mod certificate;
+mod error;
+mod fragment;
+mod keys;
+mod message;
+mod record;
+mod server;
+#[cfg(test)]
+mod tests;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +38,9 @@ use str0m::crypto::dtls::{
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
 
+use error::Error;
+use server::{Event, Server};
+
 /// The crypto provider endpoints are built with: the default one with
 /// [`SharedConfigDtls`] as its DTLS provider.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -37,6 +53,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
         })
         .clone()
 }
+
+/// dimpl's MTU when str0m gives none.
+const DEFAULT_MTU: usize = 1150;
 
 static DTLS: SharedConfigDtls = SharedConfigDtls {
     configs: Mutex::new(Vec::new()),
@@ -84,6 +103,7 @@ impl DtlsProvider for SharedConfigDtls {
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
         let config = self.config(mtu)?;
+        let own_server = (version == DtlsVersion::Dtls12).then(|| (cert.clone(), mtu));
         let cert = dimpl::DtlsCertificate {
             certificate: cert.certificate.clone(),
             private_key: cert.private_key.clone(),
@@ -101,9 +121,11 @@ impl DtlsProvider for SharedConfigDtls {
         let tap = DtlsTap::default();
         CREATED.with(|c| *c.borrow_mut() = Some(tap.clone()));
         Ok(Box::new(Dtls {
-            inner: dtls,
+            inner: Inner::Dimpl(Box::new(dtls)),
+            own_server,
             tap,
             refused: false,
+            waiting: None,
             now,
         }))
     }
@@ -206,12 +228,22 @@ pub(crate) fn fingerprint_algorithm(hash: &str) -> Option<&'static digest::Algor
 
 /// One endpoint's DTLS association.
 struct Dtls {
-    inner: dimpl::Dtls,
+    inner: Inner,
+    /// What our own server is made from, should the role be the server's.
+    own_server: Option<(DtlsCert, Option<usize>)>,
     tap: DtlsTap,
-    /// The remote certificate did not match: everything after it is dropped.
+    /// The remote certificate did not match (seen by dimpl's client role;
+    /// our server refuses it itself): everything after it is dropped.
     refused: bool,
+    /// An event of our server's that did not fit the caller's buffer.
+    waiting: Option<Event>,
     /// The latest time str0m gave it.
     now: Instant,
+}
+
+enum Inner {
+    Dimpl(Box<dimpl::Dtls>),
+    Server(Box<Server>),
 }
 
 impl std::fmt::Debug for Dtls {
@@ -225,18 +257,81 @@ impl Dtls {
     fn never(&self) -> Instant {
         self.now + std::time::Duration::from_secs(86_400 * 365)
     }
+
+    fn poll_server<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        let Inner::Server(server) = &mut self.inner else {
+            unreachable!("called for our server only");
+        };
+        if let Some(len) = server.peek_datagram_len() {
+            if len > buf.len() {
+                return DtlsOutput::BufferTooSmall { needed: len };
+            }
+            let datagram = server.poll_datagram().expect("peeked");
+            buf[..len].copy_from_slice(&datagram);
+            return DtlsOutput::Packet(&buf[..len]);
+        }
+        let Some(event) = self.waiting.take().or_else(|| server.poll_event()) else {
+            let at = server.timeout();
+            return DtlsOutput::Timeout(at.unwrap_or_else(|| self.never()));
+        };
+        let bytes = match &event {
+            Event::PeerCertificate(b) | Event::ApplicationData(b) => b.as_slice(),
+            _ => &[],
+        };
+        if bytes.len() > buf.len() {
+            let needed = bytes.len();
+            self.waiting = Some(event);
+            return DtlsOutput::BufferTooSmall { needed };
+        }
+        let n = bytes.len();
+        buf[..n].copy_from_slice(bytes);
+        match event {
+            Event::PeerCertificate(_) => DtlsOutput::PeerCert(&buf[..n]),
+            Event::ApplicationData(_) => DtlsOutput::ApplicationData(&buf[..n]),
+            Event::Connected => DtlsOutput::Connected,
+            Event::Keys(material, profile) => DtlsOutput::KeyingMaterial(
+                dimpl::KeyingMaterial::new(&material),
+                match profile {
+                    0x0001 => dimpl::SrtpProfile::AES128_CM_SHA1_80,
+                    0x0007 => dimpl::SrtpProfile::AEAD_AES_128_GCM,
+                    _ => dimpl::SrtpProfile::AEAD_AES_256_GCM,
+                },
+            ),
+            Event::CloseNotify => DtlsOutput::CloseNotify,
+        }
+    }
 }
 
 impl DtlsInstance for Dtls {
     fn set_active(&mut self, active: bool) {
-        self.inner.set_active(active);
+        if !active && let Some((cert, mtu)) = &self.own_server {
+            // A certificate whose key is not ECDSA stays with dimpl.
+            let tap = self.tap.clone();
+            if let Ok(server) = Server::new(
+                &cert.certificate,
+                &cert.private_key,
+                mtu.unwrap_or(DEFAULT_MTU),
+                Box::new(move |certificate| tap.check(certificate)),
+            ) {
+                self.inner = Inner::Server(Box::new(server));
+                return;
+            }
+        }
+        if let Inner::Dimpl(dtls) = &mut self.inner {
+            dtls.set_active(active);
+        }
     }
 
     fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
         if self.refused {
             return Ok(());
         }
-        self.inner.handle_packet(packet)
+        match &mut self.inner {
+            Inner::Dimpl(dtls) => dtls.handle_packet(packet),
+            Inner::Server(server) => server
+                .handle_datagram(packet, self.now)
+                .map_err(|e: Error| e.to_dimpl()),
+        }
     }
 
     fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
@@ -244,7 +339,10 @@ impl DtlsInstance for Dtls {
             // The handshake stops here: the client's DTLS times out and fails.
             return DtlsOutput::Timeout(self.never());
         }
-        let output = self.inner.poll_output(buf);
+        let output = match &mut self.inner {
+            Inner::Dimpl(dtls) => dtls.poll_output(buf),
+            Inner::Server(_) => self.poll_server(buf),
+        };
         if let DtlsOutput::PeerCert(certificate) = &output
             && !self.tap.check(certificate)
         {
@@ -255,7 +353,7 @@ impl DtlsInstance for Dtls {
             self.tap.put_keys(SrtpKeys {
                 material: material.as_ref().to_vec(),
                 profile: (*profile).into(),
-                dtls_client: self.inner.is_active(),
+                dtls_client: self.is_active(),
             });
         }
         output
@@ -266,49 +364,58 @@ impl DtlsInstance for Dtls {
         if self.refused {
             return Ok(());
         }
-        self.inner.handle_timeout(now)
+        match &mut self.inner {
+            Inner::Dimpl(dtls) => dtls.handle_timeout(now),
+            Inner::Server(server) => server.handle_timeout(now).map_err(|e| e.to_dimpl()),
+        }
     }
 
     fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
-        self.inner.send_application_data(data)
+        match &mut self.inner {
+            Inner::Dimpl(dtls) => dtls.send_application_data(data),
+            Inner::Server(server) => Ok(if server.send_application_data(data) {
+                data.len()
+            } else {
+                0
+            }),
+        }
     }
 
     fn is_active(&self) -> bool {
-        self.inner.is_active()
+        match &self.inner {
+            Inner::Dimpl(dtls) => dtls.is_active(),
+            Inner::Server(_) => false,
+        }
     }
 
     fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.inner.protocol_version()
+        match &self.inner {
+            Inner::Dimpl(dtls) => dtls.protocol_version(),
+            Inner::Server(server) => server.is_connected().then_some(ProtocolVersion::DTLS1_2),
+        }
     }
 
     fn is_closing(&self) -> bool {
-        self.inner.is_closing()
+        match &self.inner {
+            Inner::Dimpl(dtls) => dtls.is_closing(),
+            Inner::Server(server) => server.is_closing(),
+        }
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        match &self.inner {
+            Inner::Dimpl(dtls) => dtls.is_closed(),
+            Inner::Server(server) => server.is_closed(),
+        }
     }
 
     fn close(&mut self) -> Result<(), DtlsImplError> {
-        self.inner.close()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_share_one_configuration_per_mtu() {
-        let provider = provider();
-        let dtls = provider.dtls_provider;
-        let cert = dtls.generate_certificate().unwrap();
-        let now = Instant::now();
-        for _ in 0..3 {
-            dtls.new_dtls(&cert, now, DtlsVersion::Dtls12, Some(1111))
-                .unwrap();
+        match &mut self.inner {
+            Inner::Dimpl(dtls) => dtls.close(),
+            Inner::Server(server) => {
+                server.close();
+                Ok(())
+            }
         }
-        let configs = DTLS.configs.lock().unwrap();
-        assert_eq!(configs.iter().filter(|(m, _)| *m == Some(1111)).count(), 1);
     }
 }

@@ -11,11 +11,11 @@ mod webrtc_rs;
 use std::time::{Duration, Instant};
 
 use participant::setup::bridge;
-use webrtc_rs::RemoteSource;
 use webrtc_rs::peer::{
     Camera, Media, Peer, assert_continuous, assert_switched_on_keyframe, connect_all, poll_all,
     poll_until, remote_of, sources,
 };
+use webrtc_rs::{RemoteSource, SrtpProtectionProfile, WebrtcRsParticipant};
 
 const PACKETS: u32 = 50;
 const ENOUGH: usize = 45;
@@ -432,4 +432,46 @@ fn mixed_rooms_switch_layers_both_ways_between_str0m_and_webrtc_rs() {
             audio_ok(p, *s, 30);
         }
     }
+}
+
+/// Two webrtc-rs participants whose DTLS offers `profiles` exchange audio;
+/// the profile each ends up with.
+fn agreed_profile(profiles: Vec<SrtpProtectionProfile>) -> Vec<String> {
+    let bridge = bridge();
+    let (a, b) = (sources(1111, None), sources(2222, None));
+    let mut ps: Vec<Peer> = [("alice", &a, &b), ("bob", &b, &a)]
+        .into_iter()
+        .map(|(name, local, other)| {
+            let transport = bridge.create_endpoint("room", name).unwrap();
+            let p = WebrtcRsParticipant::offering(
+                name,
+                &transport,
+                local,
+                &remote_of(other),
+                profiles.clone(),
+            );
+            bridge
+                .update_endpoint("room", name, Some(p.remote()), Some(p.sources()))
+                .unwrap();
+            Peer::WebrtcRs(Box::new(p))
+        })
+        .collect();
+    exchange_audio(&mut ps, &[1111, 2222]);
+    ps.iter_mut().map(|p| p.rs_mut().srtp_cipher()).collect()
+}
+
+#[test]
+fn the_bridge_prefers_aes_128_gcm_as_videobridge_does_and_takes_the_others_offered() {
+    use SrtpProtectionProfile::*;
+    // Chrome's order: AES-256-GCM first.
+    let offered = vec![
+        Srtp_Aead_Aes_256_Gcm,
+        Srtp_Aead_Aes_128_Gcm,
+        Srtp_Aes128_Cm_Hmac_Sha1_80,
+    ];
+    assert_eq!(agreed_profile(offered), ["SRTP_AEAD_AES_128_GCM"; 2]);
+    let offered = vec![Srtp_Aead_Aes_256_Gcm, Srtp_Aes128_Cm_Hmac_Sha1_80];
+    assert_eq!(agreed_profile(offered), ["SRTP_AES128_CM_HMAC_SHA1_80"; 2]);
+    let offered = vec![Srtp_Aead_Aes_256_Gcm];
+    assert_eq!(agreed_profile(offered), ["SRTP_AEAD_AES_256_GCM"; 2]);
 }

@@ -132,6 +132,15 @@ window.inbound = async () => {
   });
   return out;
 };
+// The DTLS transport to the bridge as Chromium's getStats() reports it.
+window.transport = async () => {
+  const pc = window.conference?.jvbJingleSession?.peerconnection?.peerconnection;
+  let out = null;
+  (await pc?.getStats())?.forEach((s) => {
+    if (s.type === 'transport') out = { srtpCipher: s.srtpCipher, dtlsCipher: s.dtlsCipher, tlsVersion: s.tlsVersion, dtlsRole: s.dtlsRole };
+  });
+  return out;
+};
 window.stop = async () => {
   try { await window.conference?.leave(); } catch (e) {}
   try { window.connection?.disconnect(); } catch (e) {}

@@ -69,6 +69,13 @@ test('two participants over WebSocket see and hear each other, talk over the bri
   const firstFrame = await Promise.all([firstVideoFrame(a), firstVideoFrame(b)]);
   console.log(`# connect to first remote video frame: ${firstFrame.map((t) => `${Math.round(t)} ms`).join(', ')}`);
   await Promise.all([mediaArrives(a, { audio: 1, video: 1 }), mediaArrives(b, { audio: 1, video: 1 })]);
+  // The bridge picks the SRTP profile as Videobridge does: AES-128-GCM, though Chromium lists AES-256-GCM first.
+  for (const x of [a, b]) {
+    const transport = await x.page.evaluate(() => window.transport());
+    console.log(`# DTLS to the bridge: ${JSON.stringify(transport)}`);
+    // Chromium names it SRTP_AEAD_AES_128_GCM; the stats spec's name has no prefix.
+    assert.match(transport?.srtpCipher ?? '', /^(SRTP_)?AEAD_AES_128_GCM$/);
+  }
   const steps = await b.page.evaluate(() => window.events.filter((e) => !e.name.startsWith('ENDPOINT')).map((e) => `${e.name}@${e.t}`));
   console.log(`# second joiner's steps (ms since connecting): ${steps.join(' ')}`);
   const before = await receivedBytes(a);

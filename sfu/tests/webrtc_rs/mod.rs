@@ -17,6 +17,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -42,6 +43,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::statistics::StatsSelector;
 use sfu::api::{LocalTransport, RemoteTransport, Setup, Sources};
 
 pub use sdp::RemoteSource;
@@ -179,6 +181,18 @@ impl WebrtcRsParticipant {
         local: &LocalSources,
         remote: &[RemoteSource],
     ) -> WebrtcRsParticipant {
+        Self::offering(name, bridge, local, remote, Vec::new())
+    }
+
+    /// As [`Self::new`], its DTLS offering these SRTP profiles in this order
+    /// (none: webrtc-rs's own list).
+    pub fn offering(
+        name: &str,
+        bridge: &LocalTransport,
+        local: &LocalSources,
+        remote: &[RemoteSource],
+        srtp_profiles: Vec<SrtpProtectionProfile>,
+    ) -> WebrtcRsParticipant {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let addr = socket.local_addr().unwrap();
@@ -194,6 +208,7 @@ impl WebrtcRsParticipant {
         // The browser's default, stated: the answerer is the DTLS client (setup=active).
         let settings = SettingEngineBuilder::new()
             .with_answering_dtls_role(RTCDtlsRole::Client)
+            .with_srtp_protection_profiles(srtp_profiles)
             .build();
         let now = Instant::now();
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -271,6 +286,15 @@ impl WebrtcRsParticipant {
             lose: HashMap::new(),
             keyframe_requests: HashMap::new(),
         }
+    }
+
+    /// The SRTP profile DTLS agreed on, as webrtc-rs's transport stats name it.
+    pub fn srtp_cipher(&mut self) -> String {
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None);
+        report
+            .transport()
+            .map(|t| t.srtp_cipher.clone())
+            .unwrap_or_default()
     }
 
     /// The answer's transport, for the bridge (what session-accept carries).

@@ -1,0 +1,363 @@
+//! Our DTLS server against dimpl's client, through the interface str0m uses.
+
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use str0m::crypto::dtls::{DtlsInstance, DtlsOutput, DtlsVersion};
+
+use super::record::{self, ContentType};
+use super::server::Server;
+use super::{DTLS, DtlsProvider, DtlsTap, provider, take_created_tap};
+
+#[test]
+fn endpoints_share_one_configuration_per_mtu() {
+    let provider = provider();
+    let dtls = provider.dtls_provider;
+    let cert = dtls.generate_certificate().unwrap();
+    let now = Instant::now();
+    for _ in 0..3 {
+        dtls.new_dtls(&cert, now, DtlsVersion::Dtls12, Some(1111))
+            .unwrap();
+    }
+    let configs = DTLS.configs.lock().unwrap();
+    assert_eq!(configs.iter().filter(|(m, _)| *m == Some(1111)).count(), 1);
+}
+
+/// What an association gave when polled, owned.
+#[derive(Debug)]
+enum Out {
+    Packet(Vec<u8>),
+    Connected,
+    PeerCert,
+    Keys(Vec<u8>, dimpl::SrtpProfile),
+    Data(Vec<u8>),
+    Close,
+}
+
+macro_rules! drain {
+    ($dtls:expr) => {{
+        let mut buf = vec![0u8; 2000];
+        let mut outs = Vec::new();
+        loop {
+            match $dtls.poll_output(&mut buf) {
+                DtlsOutput::Packet(p) => outs.push(Out::Packet(p.to_vec())),
+                DtlsOutput::Connected => outs.push(Out::Connected),
+                DtlsOutput::PeerCert(_) => outs.push(Out::PeerCert),
+                DtlsOutput::KeyingMaterial(m, p) => outs.push(Out::Keys(m.to_vec(), p)),
+                DtlsOutput::ApplicationData(d) => outs.push(Out::Data(d.to_vec())),
+                DtlsOutput::CloseNotify => outs.push(Out::Close),
+                DtlsOutput::Timeout(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        outs
+    }};
+}
+
+fn packets(outs: &[Out]) -> Vec<Vec<u8>> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Packet(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn keys(outs: &[Out]) -> Option<(Vec<u8>, dimpl::SrtpProfile)> {
+    outs.iter().find_map(|o| match o {
+        Out::Keys(m, p) => Some((m.clone(), *p)),
+        _ => None,
+    })
+}
+
+/// A dimpl client and our server, with the client's fingerprint expected.
+struct Pair {
+    client: dimpl::Dtls,
+    server: Box<dyn DtlsInstance>,
+    tap: DtlsTap,
+    now: Instant,
+    client_outs: Vec<Out>,
+    server_outs: Vec<Out>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair::expecting(None)
+    }
+
+    /// With the fingerprint of `other` expected instead of the client's own.
+    fn expecting(other: Option<&[u8]>) -> Pair {
+        let now = Instant::now();
+        let server_cert = DTLS.generate_certificate().unwrap();
+        let client_cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
+        let mut server = DTLS
+            .new_dtls(&server_cert, now, DtlsVersion::Dtls12, None)
+            .unwrap();
+        let tap = take_created_tap().unwrap();
+        tap.expect(
+            "sha-256",
+            digest::digest(&digest::SHA256, other.unwrap_or(&client_cert.certificate))
+                .as_ref()
+                .to_vec(),
+        );
+        server.set_active(false);
+        server.handle_timeout(now).unwrap();
+        let config = std::sync::Arc::new(dimpl::Config::default());
+        let mut client = dimpl::Dtls::new_12(config, client_cert, now);
+        client.set_active(true);
+        client.handle_timeout(now).unwrap();
+        Pair {
+            client,
+            server,
+            tap,
+            now,
+            client_outs: Vec::new(),
+            server_outs: Vec::new(),
+        }
+    }
+
+    /// One exchange each way; `keep` decides which datagrams arrive.
+    fn round(&mut self, keep: &mut dyn FnMut(bool, &mut Vec<u8>) -> bool) {
+        let outs = drain!(self.client);
+        for mut p in packets(&outs) {
+            if keep(true, &mut p) {
+                let _ = self.server.handle_packet(&p);
+            }
+        }
+        self.client_outs.extend(outs);
+        let outs = drain!(self.server);
+        for mut p in packets(&outs) {
+            if keep(false, &mut p) {
+                let _ = self.client.handle_packet(&p);
+            }
+        }
+        self.server_outs.extend(outs);
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.client.handle_timeout(self.now).unwrap();
+        let _ = self.server.handle_timeout(self.now);
+    }
+
+    fn connected(&self) -> (bool, bool) {
+        let c = |outs: &[Out]| outs.iter().any(|o| matches!(o, Out::Connected));
+        (c(&self.client_outs), c(&self.server_outs))
+    }
+}
+
+#[test]
+fn a_client_offering_aes_256_gcm_first_is_given_aes_128_gcm() {
+    let mut pair = Pair::new();
+    for _ in 0..4 {
+        pair.round(&mut |_, _| true);
+    }
+    assert_eq!(pair.connected(), (true, true));
+    let (client_keys, client_profile) = keys(&pair.client_outs).unwrap();
+    let (server_keys, server_profile) = keys(&pair.server_outs).unwrap();
+    assert_eq!(server_profile, dimpl::SrtpProfile::AEAD_AES_128_GCM);
+    assert_eq!(client_profile, server_profile);
+    assert_eq!(client_keys, server_keys);
+    assert_eq!(client_keys.len(), 56);
+    assert!(!pair.server.is_active());
+
+    let keys = pair.tap.take_keys().unwrap();
+    assert_eq!(keys.profile, crate::srtp::Profile::AeadAes128Gcm);
+    assert!(!keys.dtls_client);
+
+    // The data channel's SCTP rides on it both ways.
+    pair.client
+        .send_application_data(b"from the client")
+        .unwrap();
+    assert_eq!(
+        pair.server
+            .send_application_data(b"from the bridge")
+            .unwrap(),
+        15
+    );
+    pair.round(&mut |_, _| true);
+    pair.round(&mut |_, _| true);
+    let got =
+        |outs: &[Out], want: &[u8]| outs.iter().any(|o| matches!(o, Out::Data(d) if d == want));
+    assert!(got(&pair.server_outs, b"from the client"));
+    assert!(got(&pair.client_outs, b"from the bridge"));
+}
+
+#[test]
+fn a_lost_first_flight_is_sent_again_by_timer() {
+    let mut pair = Pair::new();
+    pair.round(&mut |from_client, _| from_client);
+    assert_eq!(pair.connected(), (false, false));
+    pair.advance(Duration::from_millis(1100));
+    // The client's own retransmission is lost too: the flight that gets
+    // through is the one our timer sent.
+    pair.round(&mut |from_client, _| !from_client);
+    for _ in 0..4 {
+        pair.round(&mut |_, _| true);
+    }
+    assert_eq!(pair.connected(), (true, true));
+}
+
+#[test]
+fn a_lost_last_flight_is_sent_again_when_the_client_repeats_its_own() {
+    let mut pair = Pair::new();
+    pair.round(&mut |_, _| true); // ClientHello, flight 4
+    pair.round(&mut |from_client, _| from_client); // flight 5 arrives, flight 6 is lost
+    assert_eq!(pair.connected(), (false, true));
+    for _ in 0..4 {
+        pair.advance(Duration::from_secs(2));
+        pair.round(&mut |_, _| true);
+    }
+    assert_eq!(pair.connected(), (true, true));
+}
+
+#[test]
+fn garbage_and_a_forged_record_leave_the_handshake_going() {
+    let mut pair = Pair::new();
+    pair.round(&mut |_, _| true);
+    for garbage in [
+        vec![22, 0xfe, 0xfd, 0, 0],
+        vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 40, 1, 2, 3],
+        (0..200u8).collect(),
+    ] {
+        pair.server.handle_packet(&garbage).unwrap();
+    }
+    // The client's Finished, altered, fails authentication and is dropped;
+    // its retransmission completes the handshake.
+    pair.round(&mut |from_client, p| {
+        if from_client {
+            *p.last_mut().unwrap() ^= 0x40;
+        }
+        true
+    });
+    assert_eq!(pair.connected(), (false, false));
+    for _ in 0..4 {
+        pair.advance(Duration::from_secs(2));
+        pair.round(&mut |_, _| true);
+    }
+    assert_eq!(pair.connected(), (true, true));
+}
+
+#[test]
+fn a_certificate_other_than_the_named_one_gets_an_alert_and_no_keys() {
+    let other = DTLS.generate_certificate().unwrap();
+    let mut pair = Pair::expecting(Some(&other.certificate));
+    for _ in 0..4 {
+        pair.round(&mut |_, _| true);
+    }
+    assert_eq!(pair.connected(), (false, false));
+    assert!(keys(&pair.server_outs).is_none());
+    assert!(pair.tap.refused());
+    let alert = packets(&pair.server_outs).pop().unwrap();
+    let record = record::records(&alert).next().unwrap();
+    assert_eq!(
+        (record.content, record.fragment()),
+        (ContentType::Alert, &[2, 42][..]),
+        "fatal bad_certificate"
+    );
+}
+
+/// Flips a bit of the signature in the client's CertificateVerify (epoch 0, in the clear).
+fn spoil_certificate_verify(datagram: &mut [u8]) -> bool {
+    let mut at = None;
+    for record in record::records(datagram) {
+        let start = record.raw.as_ptr() as usize - datagram.as_ptr() as usize;
+        if record.content == ContentType::Handshake
+            && record.epoch == 0
+            && record.fragment()[0] == 15
+        {
+            at = Some(start + record.raw.len() - 1);
+        }
+    }
+    at.map(|at| datagram[at] ^= 1).is_some()
+}
+
+#[test]
+fn a_certificate_verify_that_does_not_verify_ends_the_handshake_with_an_alert() {
+    let mut pair = Pair::new();
+    pair.round(&mut |_, _| true);
+    let outs = drain!(pair.client);
+    let mut spoiled = false;
+    let mut failed = false;
+    for mut p in packets(&outs) {
+        spoiled |= spoil_certificate_verify(&mut p);
+        failed |= pair.server.handle_packet(&p).is_err();
+    }
+    assert!(spoiled && failed);
+    let alert = packets(&drain!(pair.server));
+    let record = record::records(&alert[0]).next().unwrap();
+    assert_eq!(record.content, ContentType::Alert);
+    assert_eq!(record.fragment(), [2, 51], "fatal decrypt_error");
+    // Nothing after it is taken.
+    for mut p in packets(&outs) {
+        pair.server.handle_packet(&p).unwrap();
+        p.clear();
+    }
+    assert_eq!(pair.connected(), (false, false));
+}
+
+/// A ClientHello (in its record) offering these SRTP profiles.
+fn client_hello(profiles: &[u16], groups: &[u16]) -> Vec<u8> {
+    let mut body = vec![0xfe, 0xfd];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 0, 2, 0xc0, 0x2b, 1, 0]);
+    let mut exts = vec![0, 14];
+    exts.extend_from_slice(&((profiles.len() * 2 + 3) as u16).to_be_bytes());
+    exts.extend_from_slice(&((profiles.len() * 2) as u16).to_be_bytes());
+    profiles
+        .iter()
+        .for_each(|p| exts.extend_from_slice(&p.to_be_bytes()));
+    exts.push(0);
+    exts.extend_from_slice(&[0, 10]);
+    exts.extend_from_slice(&((groups.len() * 2 + 2) as u16).to_be_bytes());
+    exts.extend_from_slice(&((groups.len() * 2) as u16).to_be_bytes());
+    groups
+        .iter()
+        .for_each(|g| exts.extend_from_slice(&g.to_be_bytes()));
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+
+    let mut out = Vec::new();
+    let start = record::begin(&mut out, ContentType::Handshake, 0, 0);
+    out.push(1);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    out.extend_from_slice(&[0, 0, 0, 0, 0]);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    out.extend_from_slice(&body);
+    record::finish(&mut out, start);
+    out
+}
+
+/// The SRTP profile our ServerHello picks for a ClientHello, or the alert it gets.
+fn answer(profiles: &[u16], groups: &[u16]) -> Result<u16, Vec<u8>> {
+    let cert = DTLS.generate_certificate().unwrap();
+    let mut server = Server::new(
+        &cert.certificate,
+        &cert.private_key,
+        1150,
+        Box::new(|_| true),
+    )
+    .unwrap();
+    let result = server.handle_datagram(&client_hello(profiles, groups), Instant::now());
+    let first = server.poll_datagram().unwrap();
+    let record = record::records(&first).next().unwrap();
+    if result.is_err() {
+        return Err(record.fragment().to_vec());
+    }
+    let hello = &record.fragment()[12..];
+    let srtp = hello.windows(4).position(|w| w == [0, 14, 0, 5]).unwrap();
+    Ok(u16::from_be_bytes([hello[srtp + 6], hello[srtp + 7]]))
+}
+
+#[test]
+fn the_srtp_profile_is_picked_in_videobridges_order() {
+    assert_eq!(answer(&[8, 7, 1], &[29]), Ok(7));
+    assert_eq!(answer(&[8, 1], &[23]), Ok(1));
+    assert_eq!(answer(&[8], &[24]), Ok(8));
+    assert_eq!(
+        answer(&[2, 5], &[29]),
+        Err(vec![2, 40]),
+        "no profile in common"
+    );
+    assert_eq!(answer(&[7], &[30]), Err(vec![2, 40]), "no group in common");
+}
