@@ -1,20 +1,21 @@
-//! The DTLS stack of every endpoint. In the server role, the one every Jitsi
-//! client gives the bridge, it is our own ([`server`]): the server picks the
-//! SRTP profile, and ours picks Videobridge's (AEAD_AES_128_GCM first) where
-//! str0m's stack (dimpl) would pick AES-256-GCM. In the client role it is
-//! dimpl's, with one configuration shared by all endpoints instead of one
-//! built per endpoint: building one validates the crypto provider (key
-//! exchanges and signatures on every curve), about a millisecond during which
-//! the worker creating the endpoint forwards nothing for anyone.
+//! The DTLS stack of every endpoint: DTLS 1.2 of our own ([`association`],
+//! [`server`], [`client`]) behind str0m's `DtlsProvider` interface. Not
+//! str0m's own stack (dimpl) because the DTLS server picks the SRTP profile:
+//! dimpl picks AES-256-GCM whenever the client offers it (Chrome lists it
+//! first), where Videobridge, and so ours, picks AEAD_AES_128_GCM, then
+//! AES_CM_128_HMAC_SHA1_80; a client sees which in its statistics.
 //!
 //! Each association also has a [`DtlsTap`], its endpoint's side door: the
-//! remote certificate is checked here against the signalled fingerprint with
+//! remote certificate is checked against the signalled fingerprint with
 //! whichever hash the client named (str0m knows SHA-256 and SHA-1 only; RFC
-//! 8122 allows SHA-384 and SHA-512 too), and an association whose certificate
-//! does not match goes no further: no keys, no data channel. The SRTP keying
-//! material is taken from it as it passes, for the endpoint's own media path.
+//! 8122 allows SHA-384 and SHA-512 too) before any key is derived, and a
+//! mismatch ends the handshake with an alert: no keys, no data channel. The
+//! SRTP keying material is taken from it as it passes, for the endpoint's own
+//! media path.
 
+mod association;
 mod certificate;
+mod client;
 mod error;
 mod fragment;
 mod keys;
@@ -38,11 +39,11 @@ use str0m::crypto::dtls::{
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
 
+use association::{Association, Event};
 use error::Error;
-use server::{Event, Server};
 
 /// The crypto provider endpoints are built with: the default one with
-/// [`SharedConfigDtls`] as its DTLS provider.
+/// [`OwnDtls`] as its DTLS provider.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
     PROVIDER
@@ -54,41 +55,16 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// dimpl's MTU when str0m gives none.
+/// The record size when str0m gives no MTU (what str0m's own stack uses).
 const DEFAULT_MTU: usize = 1150;
 
-static DTLS: SharedConfigDtls = SharedConfigDtls {
-    configs: Mutex::new(Vec::new()),
-};
+static DTLS: OwnDtls = OwnDtls;
 
-/// Hands out DTLS instances that share a validated configuration (one per MTU).
+/// Hands out our DTLS 1.2 associations.
 #[derive(Debug)]
-struct SharedConfigDtls {
-    configs: Mutex<Vec<(Option<usize>, Arc<dimpl::Config>)>>,
-}
+struct OwnDtls;
 
-impl SharedConfigDtls {
-    fn config(&self, mtu: Option<usize>) -> Result<Arc<dimpl::Config>, CryptoError> {
-        let mut configs = self.configs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, config)) = configs.iter().find(|(m, _)| *m == mtu) {
-            return Ok(config.clone());
-        }
-        // ICE has checked the return route before DTLS starts: no cookie exchange.
-        let mut builder = dimpl::Config::builder().use_server_cookie(false);
-        if let Some(mtu) = mtu {
-            builder = builder.mtu(mtu);
-        }
-        let config = Arc::new(
-            builder
-                .build()
-                .map_err(|e| CryptoError::Other(format!("DTLS configuration: {e}")))?,
-        );
-        configs.push((mtu, config.clone()));
-        Ok(config)
-    }
-}
-
-impl DtlsProvider for SharedConfigDtls {
+impl DtlsProvider for OwnDtls {
     fn generate_certificate(&self) -> Option<DtlsCert> {
         str0m::crypto::from_feature_flags()
             .dtls_provider
@@ -102,29 +78,18 @@ impl DtlsProvider for SharedConfigDtls {
         version: DtlsVersion,
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
-        let config = self.config(mtu)?;
-        let own_server = (version == DtlsVersion::Dtls12).then(|| (cert.clone(), mtu));
-        let cert = dimpl::DtlsCertificate {
-            certificate: cert.certificate.clone(),
-            private_key: cert.private_key.clone(),
-        };
-        let dtls = match version {
-            DtlsVersion::Dtls12 => dimpl::Dtls::new_12(config, cert, now),
-            DtlsVersion::Dtls13 => dimpl::Dtls::new_13(config, cert, now),
-            DtlsVersion::Auto => dimpl::Dtls::new_auto(config, cert, now),
-            other => {
-                return Err(CryptoError::Other(format!(
-                    "unsupported DTLS version {other}"
-                )));
-            }
-        };
+        if version != DtlsVersion::Dtls12 {
+            return Err(CryptoError::Other(format!(
+                "{version} is not offered; DTLS 1.2 is"
+            )));
+        }
         let tap = DtlsTap::default();
         CREATED.with(|c| *c.borrow_mut() = Some(tap.clone()));
         Ok(Box::new(Dtls {
-            inner: Inner::Dimpl(Box::new(dtls)),
-            own_server,
+            cert: cert.clone(),
+            mtu: mtu.unwrap_or(DEFAULT_MTU),
+            association: None,
             tap,
-            refused: false,
             waiting: None,
             now,
         }))
@@ -226,29 +191,23 @@ pub(crate) fn fingerprint_algorithm(hash: &str) -> Option<&'static digest::Algor
     }
 }
 
-/// One endpoint's DTLS association.
+/// One endpoint's DTLS association, made when str0m gives the role.
 struct Dtls {
-    inner: Inner,
-    /// What our own server is made from, should the role be the server's.
-    own_server: Option<(DtlsCert, Option<usize>)>,
+    cert: DtlsCert,
+    mtu: usize,
+    association: Option<Association>,
     tap: DtlsTap,
-    /// The remote certificate did not match (seen by dimpl's client role;
-    /// our server refuses it itself): everything after it is dropped.
-    refused: bool,
-    /// An event of our server's that did not fit the caller's buffer.
+    /// An event that did not fit the caller's buffer.
     waiting: Option<Event>,
     /// The latest time str0m gave it.
     now: Instant,
 }
 
-enum Inner {
-    Dimpl(Box<dimpl::Dtls>),
-    Server(Box<Server>),
-}
-
 impl std::fmt::Debug for Dtls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dtls").finish_non_exhaustive()
+        f.debug_struct("Dtls")
+            .field("association", &self.association)
+            .finish_non_exhaustive()
     }
 }
 
@@ -257,22 +216,46 @@ impl Dtls {
     fn never(&self) -> Instant {
         self.now + std::time::Duration::from_secs(86_400 * 365)
     }
+}
 
-    fn poll_server<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
-        let Inner::Server(server) = &mut self.inner else {
-            unreachable!("called for our server only");
+impl DtlsInstance for Dtls {
+    fn set_active(&mut self, active: bool) {
+        let tap = self.tap.clone();
+        // Our own certificate's key (ECDSA, generated by the bridge) always loads.
+        self.association = Association::new(
+            active,
+            &self.cert.certificate,
+            &self.cert.private_key,
+            self.mtu,
+            Box::new(move |certificate| tap.check(certificate)),
+        )
+        .ok();
+    }
+
+    fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
+        match &mut self.association {
+            Some(a) => a
+                .handle_datagram(packet, self.now)
+                .map_err(|e| e.to_dimpl()),
+            None => Ok(()),
+        }
+    }
+
+    fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
+        let never = self.never();
+        let Some(association) = &mut self.association else {
+            return DtlsOutput::Timeout(never);
         };
-        if let Some(len) = server.peek_datagram_len() {
+        if let Some(len) = association.peek_datagram_len() {
             if len > buf.len() {
                 return DtlsOutput::BufferTooSmall { needed: len };
             }
-            let datagram = server.poll_datagram().expect("peeked");
+            let datagram = association.poll_datagram().expect("peeked");
             buf[..len].copy_from_slice(&datagram);
             return DtlsOutput::Packet(&buf[..len]);
         }
-        let Some(event) = self.waiting.take().or_else(|| server.poll_event()) else {
-            let at = server.timeout();
-            return DtlsOutput::Timeout(at.unwrap_or_else(|| self.never()));
+        let Some(event) = self.waiting.take().or_else(|| association.poll_event()) else {
+            return DtlsOutput::Timeout(association.timeout().unwrap_or(never));
         };
         let bytes = match &event {
             Event::PeerCertificate(b) | Event::ApplicationData(b) => b.as_slice(),
@@ -289,133 +272,68 @@ impl Dtls {
             Event::PeerCertificate(_) => DtlsOutput::PeerCert(&buf[..n]),
             Event::ApplicationData(_) => DtlsOutput::ApplicationData(&buf[..n]),
             Event::Connected => DtlsOutput::Connected,
-            Event::Keys(material, profile) => DtlsOutput::KeyingMaterial(
-                dimpl::KeyingMaterial::new(&material),
-                match profile {
-                    0x0001 => dimpl::SrtpProfile::AES128_CM_SHA1_80,
-                    0x0007 => dimpl::SrtpProfile::AEAD_AES_128_GCM,
+            Event::Keys(material, profile) => {
+                let profile = match profile {
+                    message::SRTP_AES128_CM_SHA1_80 => dimpl::SrtpProfile::AES128_CM_SHA1_80,
+                    message::SRTP_AEAD_AES_128_GCM => dimpl::SrtpProfile::AEAD_AES_128_GCM,
                     _ => dimpl::SrtpProfile::AEAD_AES_256_GCM,
-                },
-            ),
+                };
+                self.tap.put_keys(SrtpKeys {
+                    material: material.clone(),
+                    profile: profile.into(),
+                    dtls_client: association.is_client(),
+                });
+                DtlsOutput::KeyingMaterial(dimpl::KeyingMaterial::new(&material), profile)
+            }
             Event::CloseNotify => DtlsOutput::CloseNotify,
         }
-    }
-}
-
-impl DtlsInstance for Dtls {
-    fn set_active(&mut self, active: bool) {
-        if !active && let Some((cert, mtu)) = &self.own_server {
-            // A certificate whose key is not ECDSA stays with dimpl.
-            let tap = self.tap.clone();
-            if let Ok(server) = Server::new(
-                &cert.certificate,
-                &cert.private_key,
-                mtu.unwrap_or(DEFAULT_MTU),
-                Box::new(move |certificate| tap.check(certificate)),
-            ) {
-                self.inner = Inner::Server(Box::new(server));
-                return;
-            }
-        }
-        if let Inner::Dimpl(dtls) = &mut self.inner {
-            dtls.set_active(active);
-        }
-    }
-
-    fn handle_packet(&mut self, packet: &[u8]) -> Result<(), DtlsImplError> {
-        if self.refused {
-            return Ok(());
-        }
-        match &mut self.inner {
-            Inner::Dimpl(dtls) => dtls.handle_packet(packet),
-            Inner::Server(server) => server
-                .handle_datagram(packet, self.now)
-                .map_err(|e: Error| e.to_dimpl()),
-        }
-    }
-
-    fn poll_output<'a>(&mut self, buf: &'a mut [u8]) -> DtlsOutput<'a> {
-        if self.refused {
-            // The handshake stops here: the client's DTLS times out and fails.
-            return DtlsOutput::Timeout(self.never());
-        }
-        let output = match &mut self.inner {
-            Inner::Dimpl(dtls) => dtls.poll_output(buf),
-            Inner::Server(_) => self.poll_server(buf),
-        };
-        if let DtlsOutput::PeerCert(certificate) = &output
-            && !self.tap.check(certificate)
-        {
-            self.refused = true;
-            return DtlsOutput::Timeout(self.never());
-        }
-        if let DtlsOutput::KeyingMaterial(material, profile) = &output {
-            self.tap.put_keys(SrtpKeys {
-                material: material.as_ref().to_vec(),
-                profile: (*profile).into(),
-                dtls_client: self.is_active(),
-            });
-        }
-        output
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
         self.now = now;
-        if self.refused {
-            return Ok(());
-        }
-        match &mut self.inner {
-            Inner::Dimpl(dtls) => dtls.handle_timeout(now),
-            Inner::Server(server) => server.handle_timeout(now).map_err(|e| e.to_dimpl()),
+        match &mut self.association {
+            Some(a) => a.handle_timeout(now).map_err(|e| e.to_dimpl()),
+            None => Ok(()),
         }
     }
 
     fn send_application_data(&mut self, data: &[u8]) -> Result<usize, DtlsImplError> {
-        match &mut self.inner {
-            Inner::Dimpl(dtls) => dtls.send_application_data(data),
-            Inner::Server(server) => Ok(if server.send_application_data(data) {
-                data.len()
-            } else {
-                0
-            }),
-        }
+        let sent = self
+            .association
+            .as_mut()
+            .is_some_and(|a| a.send_application_data(data));
+        Ok(if sent { data.len() } else { 0 })
     }
 
     fn is_active(&self) -> bool {
-        match &self.inner {
-            Inner::Dimpl(dtls) => dtls.is_active(),
-            Inner::Server(_) => false,
-        }
+        self.association
+            .as_ref()
+            .is_some_and(Association::is_client)
     }
 
     fn protocol_version(&self) -> Option<ProtocolVersion> {
-        match &self.inner {
-            Inner::Dimpl(dtls) => dtls.protocol_version(),
-            Inner::Server(server) => server.is_connected().then_some(ProtocolVersion::DTLS1_2),
-        }
+        self.association
+            .as_ref()
+            .filter(|a| a.is_connected())
+            .map(|_| ProtocolVersion::DTLS1_2)
     }
 
     fn is_closing(&self) -> bool {
-        match &self.inner {
-            Inner::Dimpl(dtls) => dtls.is_closing(),
-            Inner::Server(server) => server.is_closing(),
-        }
+        self.association
+            .as_ref()
+            .is_some_and(Association::is_closing)
     }
 
     fn is_closed(&self) -> bool {
-        match &self.inner {
-            Inner::Dimpl(dtls) => dtls.is_closed(),
-            Inner::Server(server) => server.is_closed(),
-        }
+        self.association
+            .as_ref()
+            .is_some_and(Association::is_closed)
     }
 
     fn close(&mut self) -> Result<(), DtlsImplError> {
-        match &mut self.inner {
-            Inner::Dimpl(dtls) => dtls.close(),
-            Inner::Server(server) => {
-                server.close();
-                Ok(())
-            }
+        if let Some(a) = &mut self.association {
+            a.close();
         }
+        Ok(())
     }
 }

@@ -434,9 +434,9 @@ fn mixed_rooms_switch_layers_both_ways_between_str0m_and_webrtc_rs() {
     }
 }
 
-/// Two webrtc-rs participants whose DTLS offers `profiles` exchange audio;
-/// the profile each ends up with.
-fn agreed_profile(profiles: Vec<SrtpProtectionProfile>) -> Vec<String> {
+/// Two webrtc-rs participants whose DTLS offers `profiles` (and is the
+/// server when `dtls_server`) exchange audio; the profile each ends up with.
+fn agreed_profile(profiles: Vec<SrtpProtectionProfile>, dtls_server: bool) -> Vec<String> {
     let bridge = bridge();
     let (a, b) = (sources(1111, None), sources(2222, None));
     let mut ps: Vec<Peer> = [("alice", &a, &b), ("bob", &b, &a)]
@@ -449,6 +449,7 @@ fn agreed_profile(profiles: Vec<SrtpProtectionProfile>) -> Vec<String> {
                 local,
                 &remote_of(other),
                 profiles.clone(),
+                dtls_server,
             );
             bridge
                 .update_endpoint("room", name, Some(p.remote()), Some(p.sources()))
@@ -464,14 +465,23 @@ fn agreed_profile(profiles: Vec<SrtpProtectionProfile>) -> Vec<String> {
 fn the_bridge_prefers_aes_128_gcm_as_videobridge_does_and_takes_the_others_offered() {
     use SrtpProtectionProfile::*;
     // Chrome's order: AES-256-GCM first.
-    let offered = vec![
+    let chrome = vec![
         Srtp_Aead_Aes_256_Gcm,
         Srtp_Aead_Aes_128_Gcm,
         Srtp_Aes128_Cm_Hmac_Sha1_80,
     ];
-    assert_eq!(agreed_profile(offered), ["SRTP_AEAD_AES_128_GCM"; 2]);
+    assert_eq!(
+        agreed_profile(chrome.clone(), false),
+        ["SRTP_AEAD_AES_128_GCM"; 2]
+    );
     let offered = vec![Srtp_Aead_Aes_256_Gcm, Srtp_Aes128_Cm_Hmac_Sha1_80];
-    assert_eq!(agreed_profile(offered), ["SRTP_AES128_CM_HMAC_SHA1_80"; 2]);
+    assert_eq!(
+        agreed_profile(offered, false),
+        ["SRTP_AES128_CM_HMAC_SHA1_80"; 2]
+    );
     let offered = vec![Srtp_Aead_Aes_256_Gcm];
-    assert_eq!(agreed_profile(offered), ["SRTP_AEAD_AES_256_GCM"; 2]);
+    assert_eq!(agreed_profile(offered, false), ["SRTP_AEAD_AES_256_GCM"; 2]);
+    // Answering setup:passive makes webrtc-rs the DTLS server; the bridge, the
+    // client, offers Videobridge's two only.
+    assert_eq!(agreed_profile(chrome, true), ["SRTP_AEAD_AES_128_GCM"; 2]);
 }

@@ -174,17 +174,18 @@ impl Reassembly {
     }
 }
 
-/// One item of a flight: a handshake message, or the ChangeCipherSpec that
-/// switches the epoch.
+/// One item of a flight: a handshake message in its epoch, or the
+/// ChangeCipherSpec that switches to epoch 1.
 #[derive(Debug)]
 pub(super) enum FlightItem {
-    Handshake {
-        msg_type: u8,
-        seq: u16,
-        body: Vec<u8>,
-        epoch: u16,
-    },
+    Handshake { message: Message, epoch: u16 },
     ChangeCipherSpec,
+}
+
+impl FlightItem {
+    pub fn handshake(message: Message, epoch: u16) -> Self {
+        FlightItem::Handshake { message, epoch }
+    }
 }
 
 /// Our next record sequence number of each epoch.
@@ -229,9 +230,12 @@ pub(super) fn pack(
                 record::finish(out, start);
             }
             FlightItem::Handshake {
-                msg_type,
-                seq,
-                body,
+                message:
+                    Message {
+                        msg_type,
+                        seq,
+                        body,
+                    },
                 epoch,
             } => {
                 let overhead =
@@ -276,12 +280,14 @@ mod tests {
     use super::*;
 
     fn flight_of(len: usize) -> Vec<FlightItem> {
-        vec![FlightItem::Handshake {
-            msg_type: 11,
-            seq: 1,
-            body: (0..len).map(|i| i as u8).collect(),
-            epoch: 0,
-        }]
+        vec![FlightItem::handshake(
+            Message {
+                msg_type: 11,
+                seq: 1,
+                body: (0..len).map(|i| i as u8).collect(),
+            },
+            0,
+        )]
     }
 
     #[test]

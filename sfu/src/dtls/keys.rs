@@ -24,7 +24,25 @@ pub(super) fn prf(secret: &[u8], label: &[u8], seed: &[&[u8]], out: &mut [u8]) {
     }
 }
 
-/// The 48-byte master secret: bound to the handshake's transcript hash when
+/// The 48-byte master secret of an association.
+#[derive(Clone, Copy)]
+pub(super) struct Master(pub [u8; 48]);
+
+impl Default for Master {
+    fn default() -> Self {
+        Master([0; 48])
+    }
+}
+
+impl std::ops::Deref for Master {
+    type Target = [u8; 48];
+
+    fn deref(&self) -> &[u8; 48] {
+        &self.0
+    }
+}
+
+/// The master secret: bound to the handshake's transcript hash when
 /// both sides agreed on the extended master secret (RFC 7627), else to the
 /// two randoms.
 pub(super) fn master_secret(
@@ -32,7 +50,7 @@ pub(super) fn master_secret(
     session_hash: Option<&[u8]>,
     client_random: &[u8; 32],
     server_random: &[u8; 32],
-) -> [u8; 48] {
+) -> Master {
     let mut master = [0u8; 48];
     match session_hash {
         Some(hash) => prf(premaster, b"extended master secret", &[hash], &mut master),
@@ -43,7 +61,7 @@ pub(super) fn master_secret(
             &mut master,
         ),
     }
-    master
+    Master(master)
 }
 
 /// The record keys of an AES-128-GCM cipher suite, one direction each.

@@ -1,12 +1,15 @@
 //! The bodies of the DTLS 1.2 handshake messages a server reads and writes
 //! (RFC 5246 §7.4, RFC 8422 §5, RFC 5764 §4.1.1, RFC 7627, RFC 5746).
 
+use aws_lc_rs::agreement;
+
 use super::Error;
 
 /// Handshake message types (RFC 5246 §7.4).
 pub(super) mod kind {
     pub const CLIENT_HELLO: u8 = 1;
     pub const SERVER_HELLO: u8 = 2;
+    pub const HELLO_VERIFY_REQUEST: u8 = 3;
     pub const CERTIFICATE: u8 = 11;
     pub const SERVER_KEY_EXCHANGE: u8 = 12;
     pub const CERTIFICATE_REQUEST: u8 = 13;
@@ -20,6 +23,27 @@ pub(super) mod kind {
 /// WebRTC stack offers it.
 pub(super) const SUITE: u16 = 0xc02b;
 const EMPTY_RENEGOTIATION_INFO_SCSV: u16 = 0x00ff;
+
+/// SRTP protection profiles (RFC 5764 §4.1.2, RFC 7714 §14.2).
+pub(super) const SRTP_AES128_CM_SHA1_80: u16 = 0x0001;
+pub(super) const SRTP_AEAD_AES_128_GCM: u16 = 0x0007;
+pub(super) const SRTP_AEAD_AES_256_GCM: u16 = 0x0008;
+
+/// Bytes of keying material a profile takes: both sides' keys and salts.
+pub(super) fn srtp_material_len(profile: u16) -> usize {
+    match profile {
+        SRTP_AES128_CM_SHA1_80 => 2 * (16 + 14),
+        SRTP_AEAD_AES_128_GCM => 2 * (16 + 12),
+        _ => 2 * (32 + 12),
+    }
+}
+
+/// Key exchange groups (RFC 8422 §5.1.1) in the order we pick or offer them.
+pub(super) const GROUPS: [(u16, &agreement::Algorithm); 3] = [
+    (29, &agreement::X25519),
+    (23, &agreement::ECDH_P256),
+    (24, &agreement::ECDH_P384),
+];
 
 mod ext {
     pub const SUPPORTED_GROUPS: u16 = 10;
@@ -228,12 +252,7 @@ pub(super) fn ecdhe_params(group: u16, public: &[u8]) -> Vec<u8> {
 
 /// The ServerKeyExchange body: parameters, then the signature over them.
 pub(super) fn server_key_exchange(params: &[u8], scheme: u16, signature: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(params.len() + 4 + signature.len());
-    out.extend_from_slice(params);
-    put_u16(&mut out, scheme);
-    put_u16(&mut out, signature.len() as u16);
-    out.extend_from_slice(signature);
-    out
+    [params, &signed(scheme, signature)].concat()
 }
 
 /// A CertificateRequest body: ECDSA or RSA certificates, signed with a scheme
@@ -254,13 +273,157 @@ pub(super) fn client_public(body: &[u8]) -> Result<&[u8], Error> {
     Ok(public)
 }
 
-/// A CertificateVerify body: the scheme and the signature.
-pub(super) fn certificate_verify(body: &[u8]) -> Result<(u16, &[u8]), Error> {
-    let mut r = Reader::new(body, "CertificateVerify");
+/// A signature with its scheme, as CertificateVerify and ServerKeyExchange end.
+pub(super) fn signature<'a>(body: &'a [u8], what: &'static str) -> Result<(u16, &'a [u8]), Error> {
+    let mut r = Reader::new(body, what);
     let scheme = r.u16()?;
     let signature = r.vec16()?;
     r.end()?;
     Ok((scheme, signature))
+}
+
+/// A CertificateVerify body.
+pub(super) fn signed(scheme: u16, signature: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + signature.len());
+    put_u16(&mut out, scheme);
+    put_u16(&mut out, signature.len() as u16);
+    out.extend_from_slice(signature);
+    out
+}
+
+/// Our ClientHello body: one suite, the groups and schemes we can use, the
+/// SRTP profiles in our order, extended master secret and secure renegotiation.
+pub(super) fn client_hello(
+    random: &[u8; 32],
+    cookie: &[u8],
+    srtp_profiles: &[u16],
+    schemes: &[u16],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(&super::record::VERSION);
+    out.extend_from_slice(random);
+    out.push(0); // no session to resume
+    out.push(cookie.len() as u8);
+    out.extend_from_slice(cookie);
+    put_u16(&mut out, 2);
+    put_u16(&mut out, SUITE);
+    out.extend_from_slice(&[1, 0]); // null compression
+    let list = |values: &[u16]| {
+        let mut v = Vec::with_capacity(2 + 2 * values.len());
+        put_u16(&mut v, (2 * values.len()) as u16);
+        values.iter().for_each(|x| put_u16(&mut v, *x));
+        v
+    };
+    let groups: Vec<u16> = GROUPS.iter().map(|(g, _)| *g).collect();
+    let mut exts = Vec::new();
+    put_ext(&mut exts, ext::SUPPORTED_GROUPS, &list(&groups));
+    put_ext(&mut exts, ext::EC_POINT_FORMATS, &[1, 0]);
+    put_ext(&mut exts, ext::SIGNATURE_ALGORITHMS, &list(schemes));
+    let mut srtp = list(srtp_profiles);
+    srtp.push(0); // no MKI
+    put_ext(&mut exts, ext::USE_SRTP, &srtp);
+    put_ext(&mut exts, ext::EXTENDED_MASTER_SECRET, &[]);
+    put_ext(&mut exts, ext::RENEGOTIATION_INFO, &[0]);
+    put_u16(&mut out, exts.len() as u16);
+    out.extend_from_slice(&exts);
+    out
+}
+
+/// The cookie of a HelloVerifyRequest body (RFC 6347 §4.2.1).
+pub(super) fn hello_verify_cookie(body: &[u8]) -> Result<&[u8], Error> {
+    let mut r = Reader::new(body, "HelloVerifyRequest");
+    r.u16()?;
+    let cookie = r.vec8()?;
+    r.end()?;
+    Ok(cookie)
+}
+
+/// What a ServerHello chose.
+#[derive(Debug, Default)]
+pub(super) struct ServerHello {
+    pub version: u16,
+    pub random: [u8; 32],
+    pub suite: u16,
+    pub compression: u8,
+    pub srtp_profile: Option<u16>,
+    pub extended_master_secret: bool,
+}
+
+impl ServerHello {
+    pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(body, "ServerHello");
+        let mut hello = ServerHello {
+            version: r.u16()?,
+            ..Default::default()
+        };
+        hello.random.copy_from_slice(r.bytes(32)?);
+        r.vec8()?; // session id
+        hello.suite = r.u16()?;
+        hello.compression = r.u8()?;
+        if r.is_empty() {
+            return Ok(hello);
+        }
+        let mut exts = Reader::new(r.vec16()?, "ServerHello extensions");
+        r.end()?;
+        while !exts.is_empty() {
+            let typ = exts.u16()?;
+            let mut data = Reader::new(exts.vec16()?, "ServerHello extension");
+            match typ {
+                ext::USE_SRTP => {
+                    let profiles = u16s(data.vec16()?);
+                    data.vec8()?;
+                    if profiles.len() != 1 {
+                        return Err(Error::Refused("chose other than one SRTP profile"));
+                    }
+                    hello.srtp_profile = Some(profiles[0]);
+                }
+                ext::EXTENDED_MASTER_SECRET => hello.extended_master_secret = true,
+                _ => {}
+            }
+        }
+        Ok(hello)
+    }
+}
+
+/// A ServerKeyExchange's ECDHE parameters and the signature over them.
+#[derive(Debug)]
+pub(super) struct ServerKeyExchange<'a> {
+    pub group: u16,
+    pub public: &'a [u8],
+    /// The parameters as sent: what the signature covers after the randoms.
+    pub params: &'a [u8],
+    pub scheme: u16,
+    pub signature: &'a [u8],
+}
+
+impl<'a> ServerKeyExchange<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(body, "ServerKeyExchange");
+        if r.u8()? != 3 {
+            return Err(Error::Refused(
+                "sent ECDHE parameters other than a named curve",
+            ));
+        }
+        let group = r.u16()?;
+        let public = r.vec8()?;
+        let params = &body[..4 + public.len()];
+        let (scheme, signature) = signature(&body[params.len()..], "ServerKeyExchange")?;
+        Ok(ServerKeyExchange {
+            group,
+            public,
+            params,
+            scheme,
+            signature,
+        })
+    }
+}
+
+/// A ClientKeyExchange body holding our ECDHE public key.
+pub(super) fn client_key_exchange(public: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + public.len());
+    out.push(public.len() as u8);
+    out.extend_from_slice(public);
+    out
 }
 
 #[cfg(test)]

@@ -1,27 +1,14 @@
-//! Our DTLS server against dimpl's client, through the interface str0m uses.
+//! Our DTLS associations against dimpl's (str0m's own stack) and each other,
+//! through the interface str0m uses.
 
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
-use str0m::crypto::dtls::{DtlsInstance, DtlsOutput, DtlsVersion};
+use str0m::crypto::dtls::{DtlsCert, DtlsInstance, DtlsOutput, DtlsVersion};
 
+use super::association::Association;
 use super::record::{self, ContentType};
-use super::server::Server;
-use super::{DTLS, DtlsProvider, DtlsTap, provider, take_created_tap};
-
-#[test]
-fn endpoints_share_one_configuration_per_mtu() {
-    let provider = provider();
-    let dtls = provider.dtls_provider;
-    let cert = dtls.generate_certificate().unwrap();
-    let now = Instant::now();
-    for _ in 0..3 {
-        dtls.new_dtls(&cert, now, DtlsVersion::Dtls12, Some(1111))
-            .unwrap();
-    }
-    let configs = DTLS.configs.lock().unwrap();
-    assert_eq!(configs.iter().filter(|(m, _)| *m == Some(1111)).count(), 1);
-}
+use super::{DTLS, DtlsProvider, DtlsTap, take_created_tap};
 
 /// What an association gave when polled, owned.
 #[derive(Debug)]
@@ -32,6 +19,12 @@ enum Out {
     Keys(Vec<u8>, dimpl::SrtpProfile),
     Data(Vec<u8>),
     Close,
+}
+
+/// One end of a test association: ours, or dimpl's.
+enum Side {
+    Ours(Box<dyn DtlsInstance>, DtlsTap),
+    Dimpl(Box<dimpl::Dtls>),
 }
 
 macro_rules! drain {
@@ -54,6 +47,69 @@ macro_rules! drain {
     }};
 }
 
+impl Side {
+    /// Ours, expecting the peer's certificate `peer` by its SHA-256.
+    fn ours(client: bool, own: &DtlsCert, peer: &[u8], now: Instant) -> Side {
+        let mut dtls = DTLS.new_dtls(own, now, DtlsVersion::Dtls12, None).unwrap();
+        let tap = take_created_tap().unwrap();
+        tap.expect(
+            "sha-256",
+            digest::digest(&digest::SHA256, peer).as_ref().to_vec(),
+        );
+        dtls.set_active(client);
+        dtls.handle_timeout(now).unwrap();
+        Side::Ours(dtls, tap)
+    }
+
+    /// dimpl's, as str0m configures it (a server asks for a cookie).
+    fn dimpl(client: bool, own: &DtlsCert, now: Instant) -> Side {
+        let cert = dimpl::DtlsCertificate {
+            certificate: own.certificate.clone(),
+            private_key: own.private_key.clone(),
+        };
+        let config = std::sync::Arc::new(dimpl::Config::default());
+        let mut dtls = dimpl::Dtls::new_12(config, cert, now);
+        dtls.set_active(client);
+        dtls.handle_timeout(now).unwrap();
+        Side::Dimpl(Box::new(dtls))
+    }
+
+    fn drain(&mut self) -> Vec<Out> {
+        match self {
+            Side::Ours(d, _) => drain!(d),
+            Side::Dimpl(d) => drain!(d),
+        }
+    }
+
+    fn handle_packet(&mut self, p: &[u8]) -> bool {
+        match self {
+            Side::Ours(d, _) => d.handle_packet(p).is_ok(),
+            Side::Dimpl(d) => d.handle_packet(p).is_ok(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let _ = match self {
+            Side::Ours(d, _) => d.handle_timeout(now),
+            Side::Dimpl(d) => d.handle_timeout(now),
+        };
+    }
+
+    fn send(&mut self, data: &[u8]) -> usize {
+        match self {
+            Side::Ours(d, _) => d.send_application_data(data).unwrap(),
+            Side::Dimpl(d) => d.send_application_data(data).unwrap(),
+        }
+    }
+
+    fn tap(&self) -> &DtlsTap {
+        match self {
+            Side::Ours(_, tap) => tap,
+            Side::Dimpl(_) => panic!("dimpl's side has no tap"),
+        }
+    }
+}
+
 fn packets(outs: &[Out]) -> Vec<Vec<u8>> {
     outs.iter()
         .filter_map(|o| match o {
@@ -70,46 +126,52 @@ fn keys(outs: &[Out]) -> Option<(Vec<u8>, dimpl::SrtpProfile)> {
     })
 }
 
-/// A dimpl client and our server, with the client's fingerprint expected.
+fn certificate() -> DtlsCert {
+    DTLS.generate_certificate().unwrap()
+}
+
+/// A client and a server, each seeing the other's datagrams as `round` lets them.
 struct Pair {
-    client: dimpl::Dtls,
-    server: Box<dyn DtlsInstance>,
-    tap: DtlsTap,
+    client: Side,
+    server: Side,
     now: Instant,
     client_outs: Vec<Out>,
     server_outs: Vec<Out>,
 }
 
 impl Pair {
+    /// A dimpl client and our server.
     fn new() -> Pair {
         Pair::expecting(None)
     }
 
-    /// With the fingerprint of `other` expected instead of the client's own.
+    /// A dimpl client and our server expecting the certificate `other`
+    /// instead of the client's own.
     fn expecting(other: Option<&[u8]>) -> Pair {
         let now = Instant::now();
-        let server_cert = DTLS.generate_certificate().unwrap();
-        let client_cert = dimpl::certificate::generate_self_signed_certificate().unwrap();
-        let mut server = DTLS
-            .new_dtls(&server_cert, now, DtlsVersion::Dtls12, None)
-            .unwrap();
-        let tap = take_created_tap().unwrap();
-        tap.expect(
-            "sha-256",
-            digest::digest(&digest::SHA256, other.unwrap_or(&client_cert.certificate))
-                .as_ref()
-                .to_vec(),
+        let (client_cert, server_cert) = (certificate(), certificate());
+        let server = Side::ours(
+            false,
+            &server_cert,
+            other.unwrap_or(&client_cert.certificate),
+            now,
         );
-        server.set_active(false);
-        server.handle_timeout(now).unwrap();
-        let config = std::sync::Arc::new(dimpl::Config::default());
-        let mut client = dimpl::Dtls::new_12(config, client_cert, now);
-        client.set_active(true);
-        client.handle_timeout(now).unwrap();
+        Pair::of(Side::dimpl(true, &client_cert, now), server, now)
+    }
+
+    /// Our client against `server`, made with the client's certificate.
+    fn our_client(server: impl FnOnce(&DtlsCert, &DtlsCert, Instant) -> Side) -> Pair {
+        let now = Instant::now();
+        let (client_cert, server_cert) = (certificate(), certificate());
+        let server = server(&server_cert, &client_cert, now);
+        let client = Side::ours(true, &client_cert, &server_cert.certificate, now);
+        Pair::of(client, server, now)
+    }
+
+    fn of(client: Side, server: Side, now: Instant) -> Pair {
         Pair {
             client,
             server,
-            tap,
             now,
             client_outs: Vec::new(),
             server_outs: Vec::new(),
@@ -118,69 +180,110 @@ impl Pair {
 
     /// One exchange each way; `keep` decides which datagrams arrive.
     fn round(&mut self, keep: &mut dyn FnMut(bool, &mut Vec<u8>) -> bool) {
-        let outs = drain!(self.client);
+        let outs = self.client.drain();
         for mut p in packets(&outs) {
             if keep(true, &mut p) {
-                let _ = self.server.handle_packet(&p);
+                self.server.handle_packet(&p);
             }
         }
         self.client_outs.extend(outs);
-        let outs = drain!(self.server);
+        let outs = self.server.drain();
         for mut p in packets(&outs) {
             if keep(false, &mut p) {
-                let _ = self.client.handle_packet(&p);
+                self.client.handle_packet(&p);
             }
         }
         self.server_outs.extend(outs);
     }
 
+    fn run(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.round(&mut |_, _| true);
+        }
+    }
+
     fn advance(&mut self, by: Duration) {
         self.now += by;
-        self.client.handle_timeout(self.now).unwrap();
-        let _ = self.server.handle_timeout(self.now);
+        self.client.handle_timeout(self.now);
+        self.server.handle_timeout(self.now);
     }
 
     fn connected(&self) -> (bool, bool) {
         let c = |outs: &[Out]| outs.iter().any(|o| matches!(o, Out::Connected));
         (c(&self.client_outs), c(&self.server_outs))
     }
+
+    /// Both connected, with the same keys for `profile`; data crosses both ways.
+    fn assert_agreed(&mut self, profile: dimpl::SrtpProfile) {
+        assert_eq!(self.connected(), (true, true));
+        let (client_keys, client_profile) = keys(&self.client_outs).unwrap();
+        let (server_keys, server_profile) = keys(&self.server_outs).unwrap();
+        assert_eq!((client_profile, server_profile), (profile, profile));
+        assert_eq!(client_keys, server_keys);
+        assert_eq!(self.client.send(b"from the client"), 15);
+        assert_eq!(self.server.send(b"from the server"), 15);
+        self.run(2);
+        let got =
+            |outs: &[Out], want: &[u8]| outs.iter().any(|o| matches!(o, Out::Data(d) if d == want));
+        assert!(got(&self.server_outs, b"from the client"));
+        assert!(got(&self.client_outs, b"from the server"));
+    }
 }
 
 #[test]
 fn a_client_offering_aes_256_gcm_first_is_given_aes_128_gcm() {
     let mut pair = Pair::new();
-    for _ in 0..4 {
-        pair.round(&mut |_, _| true);
-    }
-    assert_eq!(pair.connected(), (true, true));
-    let (client_keys, client_profile) = keys(&pair.client_outs).unwrap();
-    let (server_keys, server_profile) = keys(&pair.server_outs).unwrap();
-    assert_eq!(server_profile, dimpl::SrtpProfile::AEAD_AES_128_GCM);
-    assert_eq!(client_profile, server_profile);
-    assert_eq!(client_keys, server_keys);
-    assert_eq!(client_keys.len(), 56);
-    assert!(!pair.server.is_active());
-
-    let keys = pair.tap.take_keys().unwrap();
+    pair.run(4);
+    pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+    assert_eq!(keys(&pair.server_outs).unwrap().0.len(), 56);
+    let keys = pair.server.tap().take_keys().unwrap();
     assert_eq!(keys.profile, crate::srtp::Profile::AeadAes128Gcm);
     assert!(!keys.dtls_client);
+}
 
-    // The data channel's SCTP rides on it both ways.
-    pair.client
-        .send_application_data(b"from the client")
-        .unwrap();
-    assert_eq!(
-        pair.server
-            .send_application_data(b"from the bridge")
-            .unwrap(),
-        15
-    );
-    pair.round(&mut |_, _| true);
-    pair.round(&mut |_, _| true);
-    let got =
-        |outs: &[Out], want: &[u8]| outs.iter().any(|o| matches!(o, Out::Data(d) if d == want));
-    assert!(got(&pair.server_outs, b"from the client"));
-    assert!(got(&pair.client_outs, b"from the bridge"));
+#[test]
+fn our_client_and_our_server_agree() {
+    let mut pair =
+        Pair::our_client(|own, peer, now| Side::ours(false, own, &peer.certificate, now));
+    pair.run(4);
+    pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+    assert!(pair.client.tap().take_keys().unwrap().dtls_client);
+}
+
+#[test]
+fn our_client_answers_a_cookie_and_offers_dimpl_only_videobridges_profiles() {
+    // dimpl's server asks for a cookie and would pick AES-256-GCM if offered.
+    let mut pair = Pair::our_client(|own, _, now| Side::dimpl(false, own, now));
+    pair.run(5);
+    let hello_verify_request = |p: &Vec<u8>| {
+        record::records(p).any(|r| r.content == ContentType::Handshake && r.fragment()[0] == 3)
+    };
+    assert!(packets(&pair.server_outs).iter().any(hello_verify_request));
+    pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+}
+
+#[test]
+fn our_client_resends_its_flights_until_answered() {
+    let mut pair =
+        Pair::our_client(|own, peer, now| Side::ours(false, own, &peer.certificate, now));
+    // Its ClientHello and then its second flight are lost once each.
+    let mut lost = [false; 2];
+    for _ in 0..6 {
+        pair.round(&mut |from_client, p| {
+            let first = record::records(p)
+                .next()
+                .map(|r| (r.content, r.fragment().first().copied()));
+            let at = match first {
+                Some((ContentType::Handshake, Some(1))) => 0,
+                Some((ContentType::Handshake, Some(11))) => 1,
+                _ => return true,
+            };
+            !from_client || std::mem::replace(&mut lost[at], true)
+        });
+        pair.advance(Duration::from_millis(1100));
+    }
+    assert_eq!(lost, [true, true]);
+    pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
 }
 
 #[test]
@@ -192,9 +295,7 @@ fn a_lost_first_flight_is_sent_again_by_timer() {
     // The client's own retransmission is lost too: the flight that gets
     // through is the one our timer sent.
     pair.round(&mut |from_client, _| !from_client);
-    for _ in 0..4 {
-        pair.round(&mut |_, _| true);
-    }
+    pair.run(4);
     assert_eq!(pair.connected(), (true, true));
 }
 
@@ -220,7 +321,7 @@ fn garbage_and_a_forged_record_leave_the_handshake_going() {
         vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 40, 1, 2, 3],
         (0..200u8).collect(),
     ] {
-        pair.server.handle_packet(&garbage).unwrap();
+        assert!(pair.server.handle_packet(&garbage));
     }
     // The client's Finished, altered, fails authentication and is dropped;
     // its retransmission completes the handshake.
@@ -242,12 +343,10 @@ fn garbage_and_a_forged_record_leave_the_handshake_going() {
 fn a_certificate_other_than_the_named_one_gets_an_alert_and_no_keys() {
     let other = DTLS.generate_certificate().unwrap();
     let mut pair = Pair::expecting(Some(&other.certificate));
-    for _ in 0..4 {
-        pair.round(&mut |_, _| true);
-    }
+    pair.run(4);
     assert_eq!(pair.connected(), (false, false));
     assert!(keys(&pair.server_outs).is_none());
-    assert!(pair.tap.refused());
+    assert!(pair.server.tap().refused());
     let alert = packets(&pair.server_outs).pop().unwrap();
     let record = record::records(&alert).next().unwrap();
     assert_eq!(
@@ -276,22 +375,21 @@ fn spoil_certificate_verify(datagram: &mut [u8]) -> bool {
 fn a_certificate_verify_that_does_not_verify_ends_the_handshake_with_an_alert() {
     let mut pair = Pair::new();
     pair.round(&mut |_, _| true);
-    let outs = drain!(pair.client);
+    let outs = pair.client.drain();
     let mut spoiled = false;
     let mut failed = false;
     for mut p in packets(&outs) {
         spoiled |= spoil_certificate_verify(&mut p);
-        failed |= pair.server.handle_packet(&p).is_err();
+        failed |= !pair.server.handle_packet(&p);
     }
     assert!(spoiled && failed);
-    let alert = packets(&drain!(pair.server));
+    let alert = packets(&pair.server.drain());
     let record = record::records(&alert[0]).next().unwrap();
     assert_eq!(record.content, ContentType::Alert);
     assert_eq!(record.fragment(), [2, 51], "fatal decrypt_error");
     // Nothing after it is taken.
-    for mut p in packets(&outs) {
-        pair.server.handle_packet(&p).unwrap();
-        p.clear();
+    for p in packets(&outs) {
+        assert!(pair.server.handle_packet(&p));
     }
     assert_eq!(pair.connected(), (false, false));
 }
@@ -331,7 +429,8 @@ fn client_hello(profiles: &[u16], groups: &[u16]) -> Vec<u8> {
 /// The SRTP profile our ServerHello picks for a ClientHello, or the alert it gets.
 fn answer(profiles: &[u16], groups: &[u16]) -> Result<u16, Vec<u8>> {
     let cert = DTLS.generate_certificate().unwrap();
-    let mut server = Server::new(
+    let mut server = Association::new(
+        false,
         &cert.certificate,
         &cert.private_key,
         1150,

@@ -181,17 +181,19 @@ impl WebrtcRsParticipant {
         local: &LocalSources,
         remote: &[RemoteSource],
     ) -> WebrtcRsParticipant {
-        Self::offering(name, bridge, local, remote, Vec::new())
+        Self::offering(name, bridge, local, remote, Vec::new(), false)
     }
 
     /// As [`Self::new`], its DTLS offering these SRTP profiles in this order
-    /// (none: webrtc-rs's own list).
+    /// (none: webrtc-rs's own list), and answering `setup:passive` (the
+    /// bridge then is the DTLS client) when `dtls_server`.
     pub fn offering(
         name: &str,
         bridge: &LocalTransport,
         local: &LocalSources,
         remote: &[RemoteSource],
         srtp_profiles: Vec<SrtpProtectionProfile>,
+        dtls_server: bool,
     ) -> WebrtcRsParticipant {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
@@ -207,7 +209,11 @@ impl WebrtcRsParticipant {
             );
         // The browser's default, stated: the answerer is the DTLS client (setup=active).
         let settings = SettingEngineBuilder::new()
-            .with_answering_dtls_role(RTCDtlsRole::Client)
+            .with_answering_dtls_role(if dtls_server {
+                RTCDtlsRole::Server
+            } else {
+                RTCDtlsRole::Client
+            })
             .with_srtp_protection_profiles(srtp_profiles)
             .build();
         let now = Instant::now();
@@ -300,10 +306,11 @@ impl WebrtcRsParticipant {
     /// The answer's transport, for the bridge (what session-accept carries).
     pub fn remote(&self) -> RemoteTransport {
         let answer = self.pc.local_description().expect("answer was set").sdp;
-        assert!(
-            attribute(&answer, "setup") == Some("active"),
-            "the answer takes the DTLS client role:\n{answer}"
-        );
+        let setup = match attribute(&answer, "setup") {
+            Some("active") => Setup::Active,
+            Some("passive") => Setup::Passive,
+            other => panic!("the answer takes a DTLS role, not {other:?}:\n{answer}"),
+        };
         let (hash, fingerprint) = attribute(&answer, "fingerprint")
             .and_then(|f| f.split_once(' '))
             .expect("answer has a fingerprint");
@@ -312,7 +319,7 @@ impl WebrtcRsParticipant {
             pwd: attribute(&answer, "ice-pwd").unwrap().into(),
             fingerprint_hash: hash.into(),
             fingerprint: fingerprint.into(),
-            setup: Setup::Active,
+            setup,
             candidates: vec![self.addr],
         }
     }

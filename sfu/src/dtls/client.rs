@@ -1,0 +1,272 @@
+//! What the client says in a DTLS 1.2 handshake: the bridge's side when a
+//! participant answers `setup:passive`.
+//!
+//! ```text
+//! ClientHello                 -->
+//!                             <--  HelloVerifyRequest (if the server wants a cookie)
+//! ClientHello (with cookie)   -->
+//!                             <--  ServerHello, Certificate, ServerKeyExchange,
+//!                                  CertificateRequest, ServerHelloDone
+//! Certificate, ClientKeyExchange, CertificateVerify,
+//! [ChangeCipherSpec], Finished -->
+//!                             <--  [ChangeCipherSpec], Finished
+//! ```
+//!
+//! It offers what Videobridge offers: AEAD_AES_128_GCM, then
+//! AES_CM_128_HMAC_SHA1_80, so a server picking by its own order still gets
+//! one of the two.
+
+use std::time::Instant;
+
+use aws_lc_rs::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+
+use super::Error;
+use super::association::Core;
+use super::certificate::{self, VERIFIABLE};
+use super::fragment::{FlightItem, Message};
+use super::keys::{self, KeyBlock};
+use super::message::{self, ServerHello, ServerKeyExchange, kind};
+use super::record;
+use super::server::verify_with;
+
+/// The SRTP profiles we offer, in our order.
+const SRTP_OFFER: [u16; 2] = [
+    message::SRTP_AEAD_AES_128_GCM,
+    message::SRTP_AES128_CM_SHA1_80,
+];
+
+/// The next message the client waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Step {
+    #[default]
+    Start,
+    ServerHello,
+    Certificate,
+    KeyExchange,
+    CertificateRequest,
+    HelloDone,
+    Finished,
+    Done,
+}
+
+/// The client's side of the handshake.
+#[derive(Default)]
+pub(super) struct ClientHandshake {
+    step: Step,
+    client_random: [u8; 32],
+    server_random: [u8; 32],
+    /// Our handshake message sequence number.
+    next_seq: u16,
+    /// The ClientHello the transcript starts with (the last one sent).
+    hello: Option<Message>,
+    srtp_profile: u16,
+    extended_master_secret: bool,
+    peer_certificate: Vec<u8>,
+    /// The server's ECDHE group and public key.
+    server_share: Option<(&'static agreement::Algorithm, Vec<u8>)>,
+    certificate_requested: bool,
+    master: keys::Master,
+}
+
+impl ClientHandshake {
+    /// Sends the first ClientHello; false once that is done.
+    pub fn start(&mut self, core: &mut Core, now: Instant) -> bool {
+        if self.step != Step::Start {
+            return false;
+        }
+        // A failing random source leaves the random zero: the server's half
+        // and the ECDHE keys still make the secrets unique.
+        let _ = SystemRandom::new().fill(&mut self.client_random);
+        self.send_hello(core, &[], now);
+        self.step = Step::ServerHello;
+        true
+    }
+
+    fn send_hello(&mut self, core: &mut Core, cookie: &[u8], now: Instant) {
+        let body = message::client_hello(&self.client_random, cookie, &SRTP_OFFER, &VERIFIABLE);
+        let hello = self.message(kind::CLIENT_HELLO, body);
+        self.hello = Some(Message {
+            msg_type: hello.msg_type,
+            seq: hello.seq,
+            body: hello.body.clone(),
+        });
+        core.send_flight(vec![FlightItem::handshake(hello, 0)], now, true);
+    }
+
+    fn message(&mut self, msg_type: u8, body: Vec<u8>) -> Message {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Message {
+            msg_type,
+            seq,
+            body,
+        }
+    }
+
+    pub fn handle_message(
+        &mut self,
+        core: &mut Core,
+        message: Message,
+        now: Instant,
+    ) -> Result<(), Error> {
+        match (self.step, message.msg_type) {
+            (Step::ServerHello, kind::HELLO_VERIFY_REQUEST) => {
+                let cookie = message::hello_verify_cookie(&message.body)?.to_vec();
+                self.send_hello(core, &cookie, now);
+                Ok(())
+            }
+            (Step::ServerHello, kind::SERVER_HELLO) => self.on_server_hello(core, &message),
+            (Step::Certificate, kind::CERTIFICATE) => {
+                self.peer_certificate = core.accept_certificate(&message.body)?;
+                core.record(&message);
+                self.step = Step::KeyExchange;
+                Ok(())
+            }
+            (Step::KeyExchange, kind::SERVER_KEY_EXCHANGE) => self.on_key_exchange(core, &message),
+            (Step::CertificateRequest, kind::CERTIFICATE_REQUEST) => {
+                core.record(&message);
+                self.certificate_requested = true;
+                self.step = Step::HelloDone;
+                Ok(())
+            }
+            (Step::CertificateRequest | Step::HelloDone, kind::SERVER_HELLO_DONE) => {
+                core.record(&message);
+                self.send_second_flight(core, now)
+            }
+            (Step::Finished, kind::FINISHED) => self.on_finished(core, &message),
+            _ => Err(Error::Refused("sent a handshake message out of order")),
+        }
+    }
+
+    fn on_server_hello(&mut self, core: &mut Core, message: &Message) -> Result<(), Error> {
+        let hello = ServerHello::parse(&message.body)?;
+        if hello.version != u16::from_be_bytes(record::VERSION) {
+            return Err(Error::Refused("chose a DTLS version other than 1.2"));
+        }
+        if hello.suite != message::SUITE || hello.compression != 0 {
+            return Err(Error::Refused(
+                "chose a cipher suite or compression we did not offer",
+            ));
+        }
+        self.srtp_profile = hello
+            .srtp_profile
+            .filter(|p| SRTP_OFFER.contains(p))
+            .ok_or(Error::Refused("chose no SRTP profile we offered"))?;
+        self.server_random = hello.random;
+        self.extended_master_secret = hello.extended_master_secret;
+        core.flight_answered();
+        let ours = self.hello.take().expect("a ClientHello was sent");
+        core.record(&ours);
+        core.record(message);
+        self.step = Step::Certificate;
+        Ok(())
+    }
+
+    fn on_key_exchange(&mut self, core: &mut Core, message: &Message) -> Result<(), Error> {
+        let exchange = ServerKeyExchange::parse(&message.body)?;
+        let (_, algorithm) = message::GROUPS
+            .into_iter()
+            .find(|(g, _)| *g == exchange.group)
+            .ok_or(Error::Refused(
+                "chose a key exchange group we did not offer",
+            ))?;
+        let key = certificate::public_key(&self.peer_certificate)?;
+        let signed = [
+            &self.client_random[..],
+            &self.server_random,
+            exchange.params,
+        ]
+        .concat();
+        verify_with(&key, exchange.scheme, &signed, exchange.signature)?;
+        self.server_share = Some((algorithm, exchange.public.to_vec()));
+        core.record(message);
+        self.step = Step::CertificateRequest;
+        Ok(())
+    }
+
+    /// Certificate, ClientKeyExchange, CertificateVerify, ChangeCipherSpec, Finished.
+    fn send_second_flight(&mut self, core: &mut Core, now: Instant) -> Result<(), Error> {
+        let mut flight = Vec::with_capacity(5);
+        if self.certificate_requested {
+            let certificate =
+                self.message(kind::CERTIFICATE, message::certificate(&core.certificate));
+            core.record(&certificate);
+            flight.push(FlightItem::handshake(certificate, 0));
+        }
+        let (algorithm, server_public) = self.server_share.take().expect("after ServerKeyExchange");
+        let rng = SystemRandom::new();
+        let ephemeral =
+            EphemeralPrivateKey::generate(algorithm, &rng).map_err(|_| Error::OwnKey)?;
+        let public = ephemeral.compute_public_key().map_err(|_| Error::OwnKey)?;
+        let premaster = agreement::agree_ephemeral(
+            ephemeral,
+            UnparsedPublicKey::new(algorithm, &server_public),
+            Error::Refused("sent an ECDHE public key not on the curve"),
+            |secret| Ok(secret.to_vec()),
+        )?;
+        let exchange = self.message(
+            kind::CLIENT_KEY_EXCHANGE,
+            message::client_key_exchange(public.as_ref()),
+        );
+        core.record(&exchange);
+        flight.push(FlightItem::handshake(exchange, 0));
+
+        let session_hash = digest(&SHA256, &core.transcript);
+        self.master = keys::master_secret(
+            &premaster,
+            self.extended_master_secret.then_some(session_hash.as_ref()),
+            &self.client_random,
+            &self.server_random,
+        );
+        let block = KeyBlock::derive(&self.master, &self.client_random, &self.server_random);
+        core.install_keys(&block, true);
+
+        if self.certificate_requested {
+            let signature = core.signer.sign(&core.transcript)?;
+            let scheme = core.signer.scheme;
+            let verify = self.message(
+                kind::CERTIFICATE_VERIFY,
+                message::signed(scheme, &signature),
+            );
+            core.record(&verify);
+            flight.push(FlightItem::handshake(verify, 0));
+        }
+        flight.push(FlightItem::ChangeCipherSpec);
+        let verify_data = keys::finished(
+            &self.master,
+            true,
+            digest(&SHA256, &core.transcript).as_ref(),
+        );
+        let finished = self.message(kind::FINISHED, verify_data.to_vec());
+        core.record(&finished);
+        flight.push(FlightItem::handshake(finished, 1));
+        core.send_flight(flight, now, true);
+        self.step = Step::Finished;
+        Ok(())
+    }
+
+    fn on_finished(&mut self, core: &mut Core, message: &Message) -> Result<(), Error> {
+        if !core.change_cipher_spec_seen {
+            return Err(Error::Refused("sent Finished before ChangeCipherSpec"));
+        }
+        let expected = keys::finished(
+            &self.master,
+            false,
+            digest(&SHA256, &core.transcript).as_ref(),
+        );
+        verify_slices_are_equal(&expected, &message.body).map_err(|_| Error::BadFinished)?;
+        core.flight_answered();
+        let material = keys::srtp_material(
+            &self.master,
+            &self.client_random,
+            &self.server_random,
+            message::srtp_material_len(self.srtp_profile),
+        );
+        core.connected(material, self.srtp_profile);
+        self.step = Step::Done;
+        Ok(())
+    }
+}
