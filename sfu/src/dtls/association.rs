@@ -61,7 +61,7 @@ pub(super) struct Core {
     read: Option<Protection>,
     write: Option<Protection>,
     replay: ReplayWindow,
-    pub change_cipher_spec_seen: bool,
+    change_cipher_spec_seen: bool,
     send_seq: SendSeq,
     /// Our last flight, kept for retransmission.
     flight: Vec<FlightItem>,
@@ -107,6 +107,15 @@ impl Core {
         self.rto = FIRST_RTO;
         self.retransmits = 0;
         self.retransmit_at = timed.then_some(now + FIRST_RTO);
+    }
+
+    /// Finished must follow the peer's ChangeCipherSpec.
+    pub fn expect_change_cipher_spec(&self) -> Result<(), Error> {
+        if self.change_cipher_spec_seen {
+            Ok(())
+        } else {
+            Err(Error::Refused("sent Finished before ChangeCipherSpec"))
+        }
     }
 
     /// The peer has our last flight: no more retransmission of it by timer.

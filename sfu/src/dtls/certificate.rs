@@ -131,13 +131,26 @@ pub(super) fn verify(
         (PublicKey::Rsa(k), scheme::RSA_PSS_SHA256) => (&signature::RSA_PSS_2048_8192_SHA256, k),
         _ => {
             return Err(Error::Refused(
-                "a signature scheme that does not fit the certificate's key",
+                "signed with a scheme that does not fit its certificate's key",
             ));
         }
     };
     UnparsedPublicKey::new(algorithm, key)
         .verify(message, sig)
         .map_err(|_| Error::BadSignature)
+}
+
+/// Checks a signature of the peer's, made with a scheme we offered.
+pub(super) fn verify_offered(
+    key: &PublicKey,
+    scheme: u16,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), Error> {
+    if !VERIFIABLE.contains(&scheme) {
+        return Err(Error::Refused("signed with a scheme we did not offer"));
+    }
+    verify(key, scheme, message, sig)
 }
 
 /// Our certificate's private key, which signs the ServerKeyExchange.

@@ -18,19 +18,16 @@
 
 use std::time::Instant;
 
-use aws_lc_rs::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey};
-use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::agreement::{self, EphemeralPrivateKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::Error;
 use super::association::Core;
 use super::certificate::{self, VERIFIABLE};
 use super::fragment::{FlightItem, Message};
-use super::keys::{self, KeyBlock};
+use super::keys::{self, Secrets};
 use super::message::{self, ServerHello, ServerKeyExchange, kind};
 use super::record;
-use super::server::verify_with;
 
 /// The SRTP profiles we offer, in our order.
 const SRTP_OFFER: [u16; 2] = [
@@ -56,19 +53,15 @@ enum Step {
 #[derive(Default)]
 pub(super) struct ClientHandshake {
     step: Step,
-    client_random: [u8; 32],
-    server_random: [u8; 32],
+    secrets: Secrets,
     /// Our handshake message sequence number.
     next_seq: u16,
     /// The ClientHello the transcript starts with (the last one sent).
     hello: Option<Message>,
-    srtp_profile: u16,
-    extended_master_secret: bool,
     peer_certificate: Vec<u8>,
     /// The server's ECDHE group and public key.
     server_share: Option<(&'static agreement::Algorithm, Vec<u8>)>,
     certificate_requested: bool,
-    master: keys::Master,
 }
 
 impl ClientHandshake {
@@ -79,14 +72,19 @@ impl ClientHandshake {
         }
         // A failing random source leaves the random zero: the server's half
         // and the ECDHE keys still make the secrets unique.
-        let _ = SystemRandom::new().fill(&mut self.client_random);
+        let _ = SystemRandom::new().fill(&mut self.secrets.client_random);
         self.send_hello(core, &[], now);
         self.step = Step::ServerHello;
         true
     }
 
     fn send_hello(&mut self, core: &mut Core, cookie: &[u8], now: Instant) {
-        let body = message::client_hello(&self.client_random, cookie, &SRTP_OFFER, &VERIFIABLE);
+        let body = message::client_hello(
+            &self.secrets.client_random,
+            cookie,
+            &SRTP_OFFER,
+            &VERIFIABLE,
+        );
         let hello = self.message(kind::CLIENT_HELLO, body);
         self.hello = Some(Message {
             msg_type: hello.msg_type,
@@ -151,12 +149,12 @@ impl ClientHandshake {
                 "chose a cipher suite or compression we did not offer",
             ));
         }
-        self.srtp_profile = hello
+        self.secrets.srtp_profile = hello
             .srtp_profile
             .filter(|p| SRTP_OFFER.contains(p))
             .ok_or(Error::Refused("chose no SRTP profile we offered"))?;
-        self.server_random = hello.random;
-        self.extended_master_secret = hello.extended_master_secret;
+        self.secrets.server_random = hello.random;
+        self.secrets.extended_master_secret = hello.extended_master_secret;
         core.flight_answered();
         let ours = self.hello.take().expect("a ClientHello was sent");
         core.record(&ours);
@@ -175,12 +173,12 @@ impl ClientHandshake {
             ))?;
         let key = certificate::public_key(&self.peer_certificate)?;
         let signed = [
-            &self.client_random[..],
-            &self.server_random,
+            &self.secrets.client_random[..],
+            &self.secrets.server_random,
             exchange.params,
         ]
         .concat();
-        verify_with(&key, exchange.scheme, &signed, exchange.signature)?;
+        certificate::verify_offered(&key, exchange.scheme, &signed, exchange.signature)?;
         self.server_share = Some((algorithm, exchange.public.to_vec()));
         core.record(message);
         self.step = Step::CertificateRequest;
@@ -201,12 +199,7 @@ impl ClientHandshake {
         let ephemeral =
             EphemeralPrivateKey::generate(algorithm, &rng).map_err(|_| Error::OwnKey)?;
         let public = ephemeral.compute_public_key().map_err(|_| Error::OwnKey)?;
-        let premaster = agreement::agree_ephemeral(
-            ephemeral,
-            UnparsedPublicKey::new(algorithm, &server_public),
-            Error::Refused("sent an ECDHE public key not on the curve"),
-            |secret| Ok(secret.to_vec()),
-        )?;
+        let premaster = keys::premaster(ephemeral, algorithm, &server_public)?;
         let exchange = self.message(
             kind::CLIENT_KEY_EXCHANGE,
             message::client_key_exchange(public.as_ref()),
@@ -214,14 +207,7 @@ impl ClientHandshake {
         core.record(&exchange);
         flight.push(FlightItem::handshake(exchange, 0));
 
-        let session_hash = digest(&SHA256, &core.transcript);
-        self.master = keys::master_secret(
-            &premaster,
-            self.extended_master_secret.then_some(session_hash.as_ref()),
-            &self.client_random,
-            &self.server_random,
-        );
-        let block = KeyBlock::derive(&self.master, &self.client_random, &self.server_random);
+        let block = self.secrets.derive(&premaster, &core.transcript);
         core.install_keys(&block, true);
 
         if self.certificate_requested {
@@ -235,11 +221,7 @@ impl ClientHandshake {
             flight.push(FlightItem::handshake(verify, 0));
         }
         flight.push(FlightItem::ChangeCipherSpec);
-        let verify_data = keys::finished(
-            &self.master,
-            true,
-            digest(&SHA256, &core.transcript).as_ref(),
-        );
+        let verify_data = self.secrets.finished(true, &core.transcript);
         let finished = self.message(kind::FINISHED, verify_data.to_vec());
         core.record(&finished);
         flight.push(FlightItem::handshake(finished, 1));
@@ -249,23 +231,11 @@ impl ClientHandshake {
     }
 
     fn on_finished(&mut self, core: &mut Core, message: &Message) -> Result<(), Error> {
-        if !core.change_cipher_spec_seen {
-            return Err(Error::Refused("sent Finished before ChangeCipherSpec"));
-        }
-        let expected = keys::finished(
-            &self.master,
-            false,
-            digest(&SHA256, &core.transcript).as_ref(),
-        );
-        verify_slices_are_equal(&expected, &message.body).map_err(|_| Error::BadFinished)?;
+        core.expect_change_cipher_spec()?;
+        self.secrets
+            .check_finished(false, &core.transcript, &message.body)?;
         core.flight_answered();
-        let material = keys::srtp_material(
-            &self.master,
-            &self.client_random,
-            &self.server_random,
-            message::srtp_material_len(self.srtp_profile),
-        );
-        core.connected(material, self.srtp_profile);
+        core.connected(self.secrets.srtp_material(), self.secrets.srtp_profile);
         self.step = Step::Done;
         Ok(())
     }

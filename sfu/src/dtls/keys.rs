@@ -2,7 +2,79 @@
 //! RFC 5705): the one pseudo-random function every secret of a DTLS 1.2
 //! association with an SHA-256 cipher suite comes from.
 
+use aws_lc_rs::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::hmac;
+
+use super::Error;
+use super::message::srtp_material_len;
+
+/// What the two hellos agreed and the secrets that come of it, the same for
+/// both roles.
+#[derive(Default)]
+pub(super) struct Secrets {
+    pub client_random: [u8; 32],
+    pub server_random: [u8; 32],
+    pub extended_master_secret: bool,
+    pub srtp_profile: u16,
+    master: Master,
+}
+
+impl Secrets {
+    /// The master secret from the ECDHE secret and the transcript through
+    /// ClientKeyExchange; the record keys from it.
+    pub fn derive(&mut self, premaster: &[u8], transcript: &[u8]) -> KeyBlock {
+        let session_hash = digest(&SHA256, transcript);
+        self.master = master_secret(
+            premaster,
+            self.extended_master_secret.then_some(session_hash.as_ref()),
+            &self.client_random,
+            &self.server_random,
+        );
+        KeyBlock::derive(&self.master, &self.client_random, &self.server_random)
+    }
+
+    /// The `verify_data` of the `client`'s or the server's Finished after `transcript`.
+    pub fn finished(&self, client: bool, transcript: &[u8]) -> [u8; 12] {
+        finished(&self.master, client, digest(&SHA256, transcript).as_ref())
+    }
+
+    /// Checks the peer's Finished (`client`: the client's).
+    pub fn check_finished(
+        &self,
+        client: bool,
+        transcript: &[u8],
+        received: &[u8],
+    ) -> Result<(), Error> {
+        verify_slices_are_equal(&self.finished(client, transcript), received)
+            .map_err(|_| Error::BadFinished)
+    }
+
+    /// The SRTP keying material for the agreed profile.
+    pub fn srtp_material(&self) -> Vec<u8> {
+        srtp_material(
+            &self.master,
+            &self.client_random,
+            &self.server_random,
+            srtp_material_len(self.srtp_profile),
+        )
+    }
+}
+
+/// The ECDHE shared secret with the peer's public key.
+pub(super) fn premaster(
+    ours: EphemeralPrivateKey,
+    algorithm: &'static agreement::Algorithm,
+    peer: &[u8],
+) -> Result<Vec<u8>, Error> {
+    agreement::agree_ephemeral(
+        ours,
+        UnparsedPublicKey::new(algorithm, peer),
+        Error::Refused("sent an ECDHE public key not on the curve"),
+        |secret| Ok(secret.to_vec()),
+    )
+}
 
 /// `PRF(secret, label, seed)` of RFC 5246 §5, filling `out`.
 pub(super) fn prf(secret: &[u8], label: &[u8], seed: &[&[u8]], out: &mut [u8]) {
@@ -26,7 +98,7 @@ pub(super) fn prf(secret: &[u8], label: &[u8], seed: &[&[u8]], out: &mut [u8]) {
 
 /// The 48-byte master secret of an association.
 #[derive(Clone, Copy)]
-pub(super) struct Master(pub [u8; 48]);
+struct Master([u8; 48]);
 
 impl Default for Master {
     fn default() -> Self {
@@ -45,7 +117,7 @@ impl std::ops::Deref for Master {
 /// The master secret: bound to the handshake's transcript hash when
 /// both sides agreed on the extended master secret (RFC 7627), else to the
 /// two randoms.
-pub(super) fn master_secret(
+fn master_secret(
     premaster: &[u8],
     session_hash: Option<&[u8]>,
     client_random: &[u8; 32],
@@ -97,7 +169,7 @@ impl KeyBlock {
 }
 
 /// The `verify_data` of a Finished message (12 bytes, RFC 5246 §7.4.9).
-pub(super) fn finished(master: &[u8; 48], client: bool, transcript_hash: &[u8]) -> [u8; 12] {
+fn finished(master: &[u8; 48], client: bool, transcript_hash: &[u8]) -> [u8; 12] {
     let label: &[u8] = if client {
         b"client finished"
     } else {
@@ -109,7 +181,7 @@ pub(super) fn finished(master: &[u8; 48], client: bool, transcript_hash: &[u8]) 
 }
 
 /// The SRTP keying material (RFC 5764 §4.2 by the RFC 5705 exporter).
-pub(super) fn srtp_material(
+fn srtp_material(
     master: &[u8; 48],
     client_random: &[u8; 32],
     server_random: &[u8; 32],

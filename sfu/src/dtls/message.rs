@@ -116,6 +116,24 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Hands each extension of a hello's (optional) extension block to `each`.
+fn extensions(
+    r: &mut Reader,
+    what: &'static str,
+    mut each: impl FnMut(u16, Reader) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if r.is_empty() {
+        return Ok(());
+    }
+    let mut exts = Reader::new(r.vec16()?, what);
+    r.end()?;
+    while !exts.is_empty() {
+        let typ = exts.u16()?;
+        each(typ, Reader::new(exts.vec16()?, what))?;
+    }
+    Ok(())
+}
+
 fn u16s(bytes: &[u8]) -> Vec<u16> {
     bytes
         .chunks_exact(2)
@@ -128,7 +146,6 @@ fn u16s(bytes: &[u8]) -> Vec<u16> {
 pub(super) struct ClientHello {
     pub version: u16,
     pub random: [u8; 32],
-    pub cookie: Vec<u8>,
     pub suites: Vec<u16>,
     pub null_compression: bool,
     /// `None`: no supported_groups extension.
@@ -149,18 +166,11 @@ impl ClientHello {
         };
         hello.random.copy_from_slice(r.bytes(32)?);
         r.vec8()?; // session id: no resumption here
-        hello.cookie = r.vec8()?.to_vec();
+        r.vec8()?; // cookie: none is asked for
         hello.suites = u16s(r.vec16()?);
         hello.null_compression = r.vec8()?.contains(&0);
         hello.secure_renegotiation = hello.suites.contains(&EMPTY_RENEGOTIATION_INFO_SCSV);
-        if r.is_empty() {
-            return Ok(hello);
-        }
-        let mut exts = Reader::new(r.vec16()?, "ClientHello extensions");
-        r.end()?;
-        while !exts.is_empty() {
-            let typ = exts.u16()?;
-            let mut data = Reader::new(exts.vec16()?, "ClientHello extension");
+        extensions(&mut r, "ClientHello extension", |typ, mut data| {
             match typ {
                 ext::SUPPORTED_GROUPS => hello.groups = Some(u16s(data.vec16()?)),
                 ext::SIGNATURE_ALGORITHMS => hello.signature_algorithms = Some(u16s(data.vec16()?)),
@@ -172,13 +182,16 @@ impl ClientHello {
                 ext::EC_POINT_FORMATS => hello.point_formats = true,
                 ext::RENEGOTIATION_INFO => {
                     if !data.vec8()?.is_empty() {
-                        return Err(Error::Refused("renegotiation info in an initial handshake"));
+                        return Err(Error::Refused(
+                            "sent renegotiation info in an initial handshake",
+                        ));
                     }
                     hello.secure_renegotiation = true;
                 }
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(hello)
     }
 }
@@ -360,14 +373,7 @@ impl ServerHello {
         r.vec8()?; // session id
         hello.suite = r.u16()?;
         hello.compression = r.u8()?;
-        if r.is_empty() {
-            return Ok(hello);
-        }
-        let mut exts = Reader::new(r.vec16()?, "ServerHello extensions");
-        r.end()?;
-        while !exts.is_empty() {
-            let typ = exts.u16()?;
-            let mut data = Reader::new(exts.vec16()?, "ServerHello extension");
+        extensions(&mut r, "ServerHello extension", |typ, mut data| {
             match typ {
                 ext::USE_SRTP => {
                     let profiles = u16s(data.vec16()?);
@@ -380,7 +386,8 @@ impl ServerHello {
                 ext::EXTENDED_MASTER_SECRET => hello.extended_master_secret = true,
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(hello)
     }
 }

@@ -20,16 +20,14 @@
 
 use std::time::Instant;
 
-use aws_lc_rs::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey};
-use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::agreement::{self, EphemeralPrivateKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::Error;
 use super::association::Core;
-use super::certificate::{self, PublicKey};
+use super::certificate;
 use super::fragment::{FlightItem, Message};
-use super::keys::{self, KeyBlock};
+use super::keys::{self, Secrets};
 use super::message::{self, ClientHello, kind};
 use super::record;
 
@@ -58,13 +56,9 @@ enum Step {
 #[derive(Default)]
 pub(super) struct ServerHandshake {
     step: Step,
-    client_random: [u8; 32],
-    server_random: [u8; 32],
-    extended_master_secret: bool,
-    srtp_profile: u16,
+    secrets: Secrets,
     ephemeral: Option<(EphemeralPrivateKey, &'static agreement::Algorithm)>,
     peer_certificate: Vec<u8>,
-    master: keys::Master,
 }
 
 impl ServerHandshake {
@@ -136,7 +130,7 @@ impl ServerHandshake {
         core.record(message);
 
         let rng = SystemRandom::new();
-        rng.fill(&mut self.server_random)
+        rng.fill(&mut self.secrets.server_random)
             .map_err(|_| Error::OwnKey)?;
         let ephemeral =
             EphemeralPrivateKey::generate(algorithm, &rng).map_err(|_| Error::OwnKey)?;
@@ -144,12 +138,12 @@ impl ServerHandshake {
         let params = message::ecdhe_params(group, public.as_ref());
         let signature = core
             .signer
-            .sign(&[&hello.random[..], &self.server_random, &params].concat())?;
+            .sign(&[&hello.random[..], &self.secrets.server_random, &params].concat())?;
 
         let bodies = [
             (
                 kind::SERVER_HELLO,
-                message::server_hello(&self.server_random, &hello, srtp_profile),
+                message::server_hello(&self.secrets.server_random, &hello, srtp_profile),
             ),
             (kind::CERTIFICATE, message::certificate(&core.certificate)),
             (
@@ -175,9 +169,9 @@ impl ServerHandshake {
                 FlightItem::handshake(message, 0)
             })
             .collect();
-        self.client_random = hello.random;
-        self.extended_master_secret = hello.extended_master_secret;
-        self.srtp_profile = srtp_profile;
+        self.secrets.client_random = hello.random;
+        self.secrets.extended_master_secret = hello.extended_master_secret;
+        self.secrets.srtp_profile = srtp_profile;
         self.ephemeral = Some((ephemeral, algorithm));
         self.step = Step::Certificate;
         core.send_flight(flight, now, true);
@@ -198,21 +192,9 @@ impl ServerHandshake {
             .ephemeral
             .take()
             .expect("one key exchange per handshake");
-        let premaster = agreement::agree_ephemeral(
-            ephemeral,
-            UnparsedPublicKey::new(algorithm, public),
-            Error::Refused("sent an ECDHE public key not on the curve"),
-            |secret| Ok(secret.to_vec()),
-        )?;
+        let premaster = keys::premaster(ephemeral, algorithm, public)?;
         core.record(message);
-        let session_hash = digest(&SHA256, &core.transcript);
-        self.master = keys::master_secret(
-            &premaster,
-            self.extended_master_secret.then_some(session_hash.as_ref()),
-            &self.client_random,
-            &self.server_random,
-        );
-        let block = KeyBlock::derive(&self.master, &self.client_random, &self.server_random);
+        let block = self.secrets.derive(&premaster, &core.transcript);
         core.install_keys(&block, false);
         self.step = Step::CertificateVerify;
         Ok(())
@@ -221,7 +203,7 @@ impl ServerHandshake {
     fn on_certificate_verify(&mut self, core: &mut Core, message: &Message) -> Result<(), Error> {
         let (scheme, signature) = message::signature(&message.body, "CertificateVerify")?;
         let key = certificate::public_key(&self.peer_certificate)?;
-        verify_with(&key, scheme, &core.transcript, signature)?;
+        certificate::verify_offered(&key, scheme, &core.transcript, signature)?;
         core.record(message);
         self.step = Step::Finished;
         Ok(())
@@ -233,21 +215,11 @@ impl ServerHandshake {
         message: &Message,
         now: Instant,
     ) -> Result<(), Error> {
-        if !core.change_cipher_spec_seen {
-            return Err(Error::Refused("sent Finished before ChangeCipherSpec"));
-        }
-        let expected = keys::finished(
-            &self.master,
-            true,
-            digest(&SHA256, &core.transcript).as_ref(),
-        );
-        verify_slices_are_equal(&expected, &message.body).map_err(|_| Error::BadFinished)?;
+        core.expect_change_cipher_spec()?;
+        self.secrets
+            .check_finished(true, &core.transcript, &message.body)?;
         core.record(message);
-        let ours = keys::finished(
-            &self.master,
-            false,
-            digest(&SHA256, &core.transcript).as_ref(),
-        );
+        let ours = self.secrets.finished(false, &core.transcript);
         let finished = Message {
             msg_type: kind::FINISHED,
             seq: 5,
@@ -262,27 +234,8 @@ impl ServerHandshake {
             now,
             false,
         );
-        let material = keys::srtp_material(
-            &self.master,
-            &self.client_random,
-            &self.server_random,
-            message::srtp_material_len(self.srtp_profile),
-        );
-        core.connected(material, self.srtp_profile);
+        core.connected(self.secrets.srtp_material(), self.secrets.srtp_profile);
         self.step = Step::Done;
         Ok(())
     }
-}
-
-/// Checks a signature of the peer's, made with a scheme we offered.
-pub(super) fn verify_with(
-    key: &PublicKey,
-    scheme: u16,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), Error> {
-    if !certificate::VERIFIABLE.contains(&scheme) {
-        return Err(Error::Refused("signed with a scheme we did not offer"));
-    }
-    certificate::verify(key, scheme, message, signature)
 }
