@@ -15,7 +15,7 @@ use webrtc_rs::peer::{
     Camera, Media, Peer, assert_continuous, assert_switched_on_keyframe, connect_all, poll_all,
     poll_until, remote_of, sources,
 };
-use webrtc_rs::{RemoteSource, SrtpProtectionProfile, WebrtcRsParticipant};
+use webrtc_rs::{Options, RemoteSource, SrtpProtectionProfile, WebrtcRsParticipant};
 
 const PACKETS: u32 = 50;
 const ENOUGH: usize = 45;
@@ -434,23 +434,16 @@ fn mixed_rooms_switch_layers_both_ways_between_str0m_and_webrtc_rs() {
     }
 }
 
-/// Two webrtc-rs participants whose DTLS offers `profiles` (and is the
-/// server when `dtls_server`) exchange audio; the profile each ends up with.
-fn agreed_profile(profiles: Vec<SrtpProtectionProfile>, dtls_server: bool) -> Vec<String> {
+/// Two webrtc-rs participants whose DTLS is set up as `options` says exchange
+/// audio; the profile each ends up with.
+fn agreed_profile(options: Options) -> Vec<String> {
     let bridge = bridge();
     let (a, b) = (sources(1111, None), sources(2222, None));
     let mut ps: Vec<Peer> = [("alice", &a, &b), ("bob", &b, &a)]
         .into_iter()
         .map(|(name, local, other)| {
             let transport = bridge.create_endpoint("room", name).unwrap();
-            let p = WebrtcRsParticipant::offering(
-                name,
-                &transport,
-                local,
-                &remote_of(other),
-                profiles.clone(),
-                dtls_server,
-            );
+            let p = WebrtcRsParticipant::with(name, &transport, local, &remote_of(other), &options);
             bridge
                 .update_endpoint("room", name, Some(p.remote()), Some(p.sources()))
                 .unwrap();
@@ -464,6 +457,10 @@ fn agreed_profile(profiles: Vec<SrtpProtectionProfile>, dtls_server: bool) -> Ve
 #[test]
 fn the_bridge_prefers_aes_128_gcm_as_videobridge_does_and_takes_the_others_offered() {
     use SrtpProtectionProfile::*;
+    let offering = |srtp_profiles| Options {
+        srtp_profiles,
+        ..Default::default()
+    };
     // Chrome's order: AES-256-GCM first.
     let chrome = vec![
         Srtp_Aead_Aes_256_Gcm,
@@ -471,17 +468,39 @@ fn the_bridge_prefers_aes_128_gcm_as_videobridge_does_and_takes_the_others_offer
         Srtp_Aes128_Cm_Hmac_Sha1_80,
     ];
     assert_eq!(
-        agreed_profile(chrome.clone(), false),
+        agreed_profile(offering(chrome.clone())),
         ["SRTP_AEAD_AES_128_GCM"; 2]
     );
     let offered = vec![Srtp_Aead_Aes_256_Gcm, Srtp_Aes128_Cm_Hmac_Sha1_80];
     assert_eq!(
-        agreed_profile(offered, false),
+        agreed_profile(offering(offered)),
         ["SRTP_AES128_CM_HMAC_SHA1_80"; 2]
     );
-    let offered = vec![Srtp_Aead_Aes_256_Gcm];
-    assert_eq!(agreed_profile(offered, false), ["SRTP_AEAD_AES_256_GCM"; 2]);
+    assert_eq!(
+        agreed_profile(offering(vec![Srtp_Aead_Aes_256_Gcm])),
+        ["SRTP_AEAD_AES_256_GCM"; 2]
+    );
     // Answering setup:passive makes webrtc-rs the DTLS server; the bridge, the
     // client, offers Videobridge's two only.
-    assert_eq!(agreed_profile(chrome, true), ["SRTP_AEAD_AES_128_GCM"; 2]);
+    let passive = Options {
+        dtls_server: true,
+        ..offering(chrome)
+    };
+    assert_eq!(agreed_profile(passive), ["SRTP_AEAD_AES_128_GCM"; 2]);
+}
+
+#[test]
+fn participants_with_rsa_certificates_connect_in_either_dtls_role() {
+    for dtls_server in [false, true] {
+        let options = Options {
+            rsa_certificate: true,
+            dtls_server,
+            ..Default::default()
+        };
+        assert_eq!(
+            agreed_profile(options),
+            ["SRTP_AEAD_AES_128_GCM"; 2],
+            "DTLS server: {dtls_server}"
+        );
+    }
 }

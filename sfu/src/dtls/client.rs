@@ -23,7 +23,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use super::Error;
 use super::association::Core;
-use super::certificate::{self, VERIFIABLE};
+use super::certificate::{self, PublicKey, VERIFIABLE};
 use super::fragment::{FlightItem, Message};
 use super::keys::{self, Secrets};
 use super::message::{self, ServerHello, ServerKeyExchange, kind};
@@ -54,6 +54,8 @@ enum Step {
 pub(super) struct ClientHandshake {
     step: Step,
     secrets: Secrets,
+    /// The cipher suite the server chose: it says which key signs its ECDHE share.
+    suite: u16,
     /// Our handshake message sequence number.
     next_seq: u16,
     /// The ClientHello the transcript starts with (the last one sent).
@@ -144,7 +146,8 @@ impl ClientHandshake {
         if hello.version != u16::from_be_bytes(record::VERSION) {
             return Err(Error::Refused("chose a DTLS version other than 1.2"));
         }
-        if hello.suite != message::SUITE || hello.compression != 0 {
+        let suites = [message::SUITE, message::SUITE_RSA];
+        if !suites.contains(&hello.suite) || hello.compression != 0 {
             return Err(Error::Refused(
                 "chose a cipher suite or compression we did not offer",
             ));
@@ -153,6 +156,7 @@ impl ClientHandshake {
             .srtp_profile
             .filter(|p| SRTP_OFFER.contains(p))
             .ok_or(Error::Refused("chose no SRTP profile we offered"))?;
+        self.suite = hello.suite;
         self.secrets.server_random = hello.random;
         self.secrets.extended_master_secret = hello.extended_master_secret;
         core.flight_answered();
@@ -172,6 +176,11 @@ impl ClientHandshake {
                 "chose a key exchange group we did not offer",
             ))?;
         let key = certificate::public_key(&self.peer_certificate)?;
+        if matches!(key, PublicKey::Rsa(_)) != (self.suite == message::SUITE_RSA) {
+            return Err(Error::Refused(
+                "chose a cipher suite its certificate cannot sign for",
+            ));
+        }
         let signed = [
             &self.secrets.client_random[..],
             &self.secrets.server_random,

@@ -19,9 +19,13 @@ pub(super) mod kind {
     pub const FINISHED: u8 = 20;
 }
 
-/// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, the one suite we speak: every
-/// WebRTC stack offers it.
+/// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: every WebRTC stack offers it, and
+/// our certificate is ECDSA.
 pub(super) const SUITE: u16 = 0xc02b;
+/// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, which our client offers too for a
+/// server with an RSA certificate (GStreamer's, say): the same keys and
+/// records, the server's signature made with RSA.
+pub(super) const SUITE_RSA: u16 = 0xc02f;
 const EMPTY_RENEGOTIATION_INFO_SCSV: u16 = 0x00ff;
 
 /// SRTP protection profiles (RFC 5764 §4.1.2, RFC 7714 §14.2).
@@ -318,8 +322,9 @@ pub(super) fn client_hello(
     out.push(0); // no session to resume
     out.push(cookie.len() as u8);
     out.extend_from_slice(cookie);
-    put_u16(&mut out, 2);
+    put_u16(&mut out, 4);
     put_u16(&mut out, SUITE);
+    put_u16(&mut out, SUITE_RSA);
     out.extend_from_slice(&[1, 0]); // null compression
     let list = |values: &[u16]| {
         let mut v = Vec::with_capacity(2 + 2 * values.len());

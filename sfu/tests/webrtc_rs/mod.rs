@@ -17,9 +17,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use rtc::crypto::SignatureScheme;
 pub use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -172,6 +174,35 @@ fn rtp_ssrc(buf: &[u8]) -> Option<u32> {
     rtp.then(|| u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]))
 }
 
+/// How a webrtc-rs participant's DTLS is set up; the default is a browser's.
+#[derive(Default)]
+pub struct Options {
+    /// The SRTP profiles offered, in order (none: webrtc-rs's own list).
+    pub srtp_profiles: Vec<SrtpProtectionProfile>,
+    /// Answer `setup:passive`: the bridge is then the DTLS client.
+    pub dtls_server: bool,
+    /// An RSA certificate (as GStreamer's DTLS makes) instead of ECDSA P-256.
+    pub rsa_certificate: bool,
+}
+
+/// A self-signed certificate on a fresh RSA 2048 key.
+fn rsa_certificate() -> RTCCertificate {
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8 =
+        aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+    let provider = rtc::crypto::default_provider().unwrap();
+    let signing_key = provider
+        .crypto()
+        .import_signing_key(SignatureScheme::RsaPkcs1Sha256, pkcs8.as_ref())
+        .unwrap();
+    RTCCertificate::generate_from_signing_key(
+        CertificateParams::new(vec!["webrtc-rs".to_owned()]).unwrap(),
+        SignatureScheme::RsaPkcs1Sha256,
+        signing_key,
+    )
+    .unwrap()
+}
+
 impl WebrtcRsParticipant {
     /// Answers the bridge's (synthesised) offer listing the `remote` sources,
     /// sending what `local` says.
@@ -181,19 +212,16 @@ impl WebrtcRsParticipant {
         local: &LocalSources,
         remote: &[RemoteSource],
     ) -> WebrtcRsParticipant {
-        Self::offering(name, bridge, local, remote, Vec::new(), false)
+        Self::with(name, bridge, local, remote, &Options::default())
     }
 
-    /// As [`Self::new`], its DTLS offering these SRTP profiles in this order
-    /// (none: webrtc-rs's own list), and answering `setup:passive` (the
-    /// bridge then is the DTLS client) when `dtls_server`.
-    pub fn offering(
+    /// As [`Self::new`], its DTLS set up as `options` says.
+    pub fn with(
         name: &str,
         bridge: &LocalTransport,
         local: &LocalSources,
         remote: &[RemoteSource],
-        srtp_profiles: Vec<SrtpProtectionProfile>,
-        dtls_server: bool,
+        options: &Options,
     ) -> WebrtcRsParticipant {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
@@ -209,16 +237,26 @@ impl WebrtcRsParticipant {
             );
         // The browser's default, stated: the answerer is the DTLS client (setup=active).
         let settings = SettingEngineBuilder::new()
-            .with_answering_dtls_role(if dtls_server {
+            .with_answering_dtls_role(if options.dtls_server {
                 RTCDtlsRole::Server
             } else {
                 RTCDtlsRole::Client
             })
-            .with_srtp_protection_profiles(srtp_profiles)
+            .with_srtp_protection_profiles(options.srtp_profiles.clone())
             .build();
         let now = Instant::now();
         let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_certificates(
+                        options
+                            .rsa_certificate
+                            .then(rsa_certificate)
+                            .into_iter()
+                            .collect(),
+                    )
+                    .build(),
+            )
             .with_setting_engine(settings)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
