@@ -63,11 +63,21 @@ impl Side {
 
     /// dimpl's, as str0m configures it (a server asks for a cookie).
     fn dimpl(client: bool, own: &DtlsCert, now: Instant) -> Side {
+        Side::dimpl_with(client, own, now, dimpl::Config::builder())
+    }
+
+    /// dimpl's, configured by `config`.
+    fn dimpl_with(
+        client: bool,
+        own: &DtlsCert,
+        now: Instant,
+        config: dimpl::ConfigBuilder,
+    ) -> Side {
         let cert = dimpl::DtlsCertificate {
             certificate: own.certificate.clone(),
             private_key: own.private_key.clone(),
         };
-        let config = std::sync::Arc::new(dimpl::Config::default());
+        let config = std::sync::Arc::new(config.build().unwrap());
         let mut dtls = dimpl::Dtls::new_12(config, cert, now);
         dtls.set_active(client);
         dtls.handle_timeout(now).unwrap();
@@ -260,6 +270,29 @@ fn our_client_answers_a_cookie_and_offers_dimpl_only_videobridges_profiles() {
     };
     assert!(packets(&pair.server_outs).iter().any(hello_verify_request));
     pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+}
+
+#[test]
+fn every_key_exchange_group_works_in_both_roles() {
+    use dimpl::NamedGroup;
+    for group in [
+        NamedGroup::X25519,
+        NamedGroup::Secp256r1,
+        NamedGroup::Secp384r1,
+    ] {
+        let only = || dimpl::Config::builder().kx_groups(&[group]);
+        let now = Instant::now();
+        let (client_cert, server_cert) = (certificate(), certificate());
+        let client = Side::dimpl_with(true, &client_cert, now, only());
+        let server = Side::ours(false, &server_cert, &client_cert.certificate, now);
+        let mut pair = Pair::of(client, server, now);
+        pair.run(4);
+        pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+
+        let mut pair = Pair::our_client(|own, _, now| Side::dimpl_with(false, own, now, only()));
+        pair.run(5);
+        pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+    }
 }
 
 #[test]
