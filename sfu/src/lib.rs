@@ -53,6 +53,8 @@ pub mod rtp;
 pub mod simulcast;
 pub mod speech;
 pub mod srtp;
+#[cfg(test)]
+mod test_support;
 mod transport;
 pub mod vp8;
 

@@ -2,6 +2,7 @@
 //! round trips, webrtc-rs's RTCP (an implementation this one shares nothing
 //! with) in both directions, and hostile input.
 
+use crate::test_support::hex;
 use bytes::Bytes;
 use rtc::rtcp::goodbye::Goodbye;
 use rtc::rtcp::packet::Packet as TheirPacket;
@@ -31,14 +32,6 @@ fn parse_all(datagram: &[u8]) -> Vec<Packet<'_>> {
     Compound::new(datagram)
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn only<'a>(datagram: &'a [u8]) -> Packet<'a> {

@@ -1,6 +1,7 @@
 //! Against webrtc-rs's SRTP (an implementation this one shares nothing with)
 //! in both directions, for every profile, and the RFCs' known answers.
 
+use crate::test_support::hex;
 use rtc::srtp::context::Context as TheirContext;
 use rtc::srtp::protection_profile::ProtectionProfile;
 
@@ -222,13 +223,6 @@ fn the_next_packet_after_a_forged_one_still_opens() {
     );
     let mut next = protect(&mut out, &rtp(101, 8, 40), false);
     assert!(inb.unprotect_rtp(&mut next).is_ok());
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[test]
