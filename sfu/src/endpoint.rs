@@ -1,5 +1,6 @@
-//! One participant's connection: a str0m `Rtc` for ICE, DTLS and the data
-//! channel, driven through its SDP-free direct API; its media goes through
+//! One participant's connection: a str0m `Rtc` for ICE, DTLS (our own, handed
+//! to it as its DTLS provider) and the data channel, driven through its
+//! SDP-free direct API; its media goes through
 //! its [`Transport`] once DTLS has exported the keys; and what the bridge
 //! needs to know around them.
 

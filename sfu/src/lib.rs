@@ -9,8 +9,10 @@
 //! - [`bridge`]: the media worker thread and its handle, the API the focus calls
 //!   ([`api`]); [`router`] is its sans-IO core, [`demux`] routes datagrams of the
 //!   shared port, [`cert`] is the one DTLS certificate. Each endpoint's ICE,
-//!   DTLS and data channel are a str0m `Rtc`; its media, once DTLS has exported
-//!   the keys, goes through a transport of our own built from the modules below.
+//!   DTLS and data channel are a str0m `Rtc`, its DTLS our own (`dtls`, which
+//!   picks the SRTP profile as Videobridge does); its media, once DTLS has
+//!   exported the keys, goes through a transport of our own built from the
+//!   modules below.
 //! - [`http`]: the bridge channel's WebSocket route, `/colibri/stats` and drain
 //!   for the web front door; [`metrics`]: the Prometheus collector;
 //!   [`latency`]: how long the bridge holds a datagram.
