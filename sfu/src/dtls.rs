@@ -273,11 +273,6 @@ impl DtlsInstance for Dtls {
             Event::ApplicationData(_) => DtlsOutput::ApplicationData(&buf[..n]),
             Event::Connected => DtlsOutput::Connected,
             Event::Keys(material, profile) => {
-                let profile = match profile {
-                    message::SRTP_AES128_CM_SHA1_80 => dimpl::SrtpProfile::AES128_CM_SHA1_80,
-                    message::SRTP_AEAD_AES_128_GCM => dimpl::SrtpProfile::AEAD_AES_128_GCM,
-                    _ => dimpl::SrtpProfile::AEAD_AES_256_GCM,
-                };
                 self.tap.put_keys(SrtpKeys {
                     material: material.clone(),
                     profile: profile.into(),

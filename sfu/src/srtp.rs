@@ -31,6 +31,7 @@ mod tests;
 
 use cipher::Keys;
 use replay::Streams;
+pub(crate) use replay::Window as ReplayWindow;
 
 /// How many streams a peer may send before the least recently used is forgotten.
 const MAX_RECEIVED_STREAMS: usize = 64;

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use super::Error;
 use super::certificate::Signer;
 use super::client::ClientHandshake;
-use super::fragment::{self, FlightItem, Inserted, Message, Reassembly, SendSeq};
+use super::fragment::{self, FlightItem, Message, Reassembly, SendSeq};
 use super::keys::KeyBlock;
 use super::message::kind;
-use super::record::{self, ContentType, Protection, ReplayWindow};
+use super::record::{self, ContentType, Protection};
 use super::server::ServerHandshake;
+use crate::srtp::ReplayWindow;
 
 /// The first wait for the answer to a flight (RFC 6347 §4.2.4.1).
 const FIRST_RTO: Duration = Duration::from_secs(1);
@@ -35,7 +36,7 @@ pub(crate) enum Event {
     PeerCertificate(Vec<u8>),
     Connected,
     /// The SRTP keying material and the profile it is for.
-    Keys(Vec<u8>, u16),
+    Keys(Vec<u8>, dimpl::SrtpProfile),
     ApplicationData(Vec<u8>),
     CloseNotify,
 }
@@ -52,7 +53,7 @@ enum Phase {
 pub(super) struct Core {
     pub certificate: Vec<u8>,
     pub signer: Signer,
-    pub accept: AcceptCertificate,
+    accept: AcceptCertificate,
     mtu: usize,
     phase: Phase,
     reassembly: Reassembly,
@@ -60,17 +61,21 @@ pub(super) struct Core {
     pub transcript: Vec<u8>,
     read: Option<Protection>,
     write: Option<Protection>,
+    /// Epoch 1's record numbers already accepted.
     replay: ReplayWindow,
     change_cipher_spec_seen: bool,
     send_seq: SendSeq,
     /// Our last flight, kept for retransmission.
     flight: Vec<FlightItem>,
+    /// The first message sequence number of the peer's flight after ours: a
+    /// message from before it repeats the flight ours answered, so ours was lost.
+    peer_flight_start: u16,
     retransmit_at: Option<Instant>,
     rto: Duration,
     retransmits: u32,
     early: Vec<Vec<u8>>,
     out: VecDeque<Vec<u8>>,
-    pub events: VecDeque<Event>,
+    events: VecDeque<Event>,
     closing: bool,
     scratch: Vec<u8>,
 }
@@ -103,6 +108,7 @@ impl Core {
     /// (every flight but a handshake's last).
     pub fn send_flight(&mut self, flight: Vec<FlightItem>, now: Instant, timed: bool) {
         self.flight = flight;
+        self.peer_flight_start = self.reassembly.next_seq();
         self.transmit_flight();
         self.rto = FIRST_RTO;
         self.retransmits = 0;
@@ -147,7 +153,7 @@ impl Core {
     }
 
     /// The handshake is done: the owner gets the keys.
-    pub fn connected(&mut self, material: Vec<u8>, profile: u16) {
+    pub fn connected(&mut self, (material, profile): (Vec<u8>, dimpl::SrtpProfile)) {
         self.phase = Phase::Connected;
         self.events.push_back(Event::Connected);
         self.events.push_back(Event::Keys(material, profile));
@@ -199,6 +205,7 @@ impl Association {
             change_cipher_spec_seen: false,
             send_seq: SendSeq::default(),
             flight: Vec::new(),
+            peer_flight_start: 0,
             retransmit_at: None,
             rto: FIRST_RTO,
             retransmits: 0,
@@ -264,7 +271,7 @@ impl Association {
                     }
                     return Ok(false);
                 };
-                if !core.replay.is_new(record.seq) {
+                if core.replay.check(record.seq).is_err() {
                     return Ok(false);
                 }
                 let mut scratch = std::mem::take(&mut core.scratch);
@@ -272,8 +279,7 @@ impl Association {
                 let result = match read.open(record, &mut scratch) {
                     Ok(plain) => {
                         core.replay.accept(record.seq);
-                        let plain = plain.to_vec();
-                        self.read_plain(record.content, &plain, 1, now)
+                        self.read_plain(record.content, plain, 1, now)
                     }
                     Err(_) => Ok(false),
                 };
@@ -294,7 +300,7 @@ impl Association {
         let core = &mut self.core;
         match content {
             ContentType::Handshake => {
-                let mut old = false;
+                let mut repeated = false;
                 for fragment in fragment::fragments(plain) {
                     let fragment = fragment?;
                     if (fragment.msg_type == kind::FINISHED) != (epoch == 1) {
@@ -302,7 +308,8 @@ impl Association {
                             "sent a handshake message in the wrong epoch",
                         ));
                     }
-                    old |= self.core.reassembly.insert(&fragment)? == Inserted::Old;
+                    repeated |= fragment.seq < self.core.peer_flight_start;
+                    self.core.reassembly.insert(&fragment)?;
                 }
                 while let Some(message) = self.core.reassembly.next() {
                     if self.core.phase != Phase::Handshake {
@@ -313,14 +320,7 @@ impl Association {
                         Role::Client(c) => c.handle_message(&mut self.core, message, now)?,
                     }
                 }
-                // A repeated flight means ours was lost; the server answers one
-                // even once connected (its last flight is not retransmitted by
-                // timer), the client only while its own flight awaits an answer.
-                let resend = match &self.role {
-                    Role::Server(s) => s.has_answered(),
-                    Role::Client(_) => self.core.retransmit_at.is_some(),
-                };
-                Ok(old && resend)
+                Ok(repeated)
             }
             ContentType::ChangeCipherSpec => {
                 if plain != [1] {
@@ -438,13 +438,20 @@ impl Association {
         self.core.phase == Phase::Done && self.core.out.is_empty()
     }
 
-    /// Ends the association over `error`, telling the peer why.
+    /// Ends the association over `error`, telling the peer why (unless the
+    /// peer's own fatal alert ended it).
     fn fail(&mut self, error: Error) -> Error {
         let core = &mut self.core;
+        let connected = core.phase == Phase::Connected;
+        core.phase = Phase::Done;
+        core.retransmit_at = None;
+        if matches!(error, Error::Alert(_)) {
+            return error;
+        }
         let alert = [2, error.alert()];
         let mut out = Vec::new();
         match &core.write {
-            Some(write) if core.phase == Phase::Connected => {
+            Some(write) if connected => {
                 write.seal(&mut out, ContentType::Alert, core.send_seq.take(1), &alert)
             }
             _ => {
@@ -454,8 +461,6 @@ impl Association {
             }
         }
         core.out.push_back(out);
-        core.phase = Phase::Done;
-        core.retransmit_at = None;
         error
     }
 }

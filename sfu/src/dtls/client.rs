@@ -58,8 +58,6 @@ pub(super) struct ClientHandshake {
     suite: u16,
     /// Our handshake message sequence number.
     next_seq: u16,
-    /// The ClientHello the transcript starts with (the last one sent).
-    hello: Option<Message>,
     peer_certificate: Vec<u8>,
     /// The server's ECDHE group and public key.
     server_share: Option<(&'static agreement::Algorithm, Vec<u8>)>,
@@ -88,11 +86,10 @@ impl ClientHandshake {
             &VERIFIABLE,
         );
         let hello = self.message(kind::CLIENT_HELLO, body);
-        self.hello = Some(Message {
-            msg_type: hello.msg_type,
-            seq: hello.seq,
-            body: hello.body.clone(),
-        });
+        // The transcript starts with the ClientHello the server answers: a
+        // HelloVerifyRequest and the hello before it are not in it.
+        core.transcript.clear();
+        core.record(&hello);
         core.send_flight(vec![FlightItem::handshake(hello, 0)], now, true);
     }
 
@@ -160,8 +157,6 @@ impl ClientHandshake {
         self.secrets.server_random = hello.random;
         self.secrets.extended_master_secret = hello.extended_master_secret;
         core.flight_answered();
-        let ours = self.hello.take().expect("a ClientHello was sent");
-        core.record(&ours);
         core.record(message);
         self.step = Step::Certificate;
         Ok(())
@@ -244,7 +239,7 @@ impl ClientHandshake {
         self.secrets
             .check_finished(false, &core.transcript, &message.body)?;
         core.flight_answered();
-        core.connected(self.secrets.srtp_material(), self.secrets.srtp_profile);
+        core.connected(self.secrets.srtp_keys());
         self.step = Step::Done;
         Ok(())
     }

@@ -109,17 +109,6 @@ impl Partial {
     }
 }
 
-/// What became of a fragment given to [`Reassembly::insert`].
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Inserted {
-    /// Kept, or part of a message kept.
-    Kept,
-    /// Of a message already taken: the peer is sending its last flight again.
-    Old,
-    /// Too far ahead to keep.
-    Dropped,
-}
-
 /// The peer's handshake messages put back together, handed out in order.
 #[derive(Debug, Default)]
 pub(super) struct Reassembly {
@@ -128,12 +117,16 @@ pub(super) struct Reassembly {
 }
 
 impl Reassembly {
-    pub fn insert(&mut self, fragment: &Fragment) -> Result<Inserted, Error> {
-        if fragment.seq < self.next_seq {
-            return Ok(Inserted::Old);
-        }
-        if fragment.seq - self.next_seq >= MAX_AHEAD {
-            return Ok(Inserted::Dropped);
+    /// The sequence number of the next message to be handed out.
+    pub fn next_seq(&self) -> u16 {
+        self.next_seq
+    }
+
+    /// Keeps a fragment of a message still to come; one of a message already
+    /// handed out, or too far ahead, is dropped.
+    pub fn insert(&mut self, fragment: &Fragment) -> Result<(), Error> {
+        if fragment.seq < self.next_seq || fragment.seq - self.next_seq >= MAX_AHEAD {
+            return Ok(());
         }
         if fragment.length > MAX_MESSAGE {
             return Err(Error::Malformed("handshake message over 16 KB"));
@@ -155,7 +148,7 @@ impl Reassembly {
             return Err(Error::Malformed("fragments of one message disagree"));
         }
         partial.fill(fragment.offset, fragment.body);
-        Ok(Inserted::Kept)
+        Ok(())
     }
 
     /// The next message in order, once all of it is here.
@@ -253,10 +246,13 @@ pub(super) fn pack(
                     let mut plain = Vec::with_capacity(HEADER + take);
                     write_header(&mut plain, *msg_type, body.len(), *seq, offset, take);
                     plain.extend_from_slice(&body[offset..offset + take]);
-                    match (epoch, seal) {
-                        (1, Some(key)) => {
-                            key.seal(out, ContentType::Handshake, seqs.take(1), &plain)
-                        }
+                    match epoch {
+                        1 => seal.expect("epoch 1's keys before its first message").seal(
+                            out,
+                            ContentType::Handshake,
+                            seqs.take(1),
+                            &plain,
+                        ),
                         _ => {
                             let start = record::begin(out, ContentType::Handshake, 0, seqs.take(0));
                             out.extend_from_slice(&plain);
@@ -304,10 +300,7 @@ mod tests {
             assert!(reassembly.next().is_none());
             for record in record::records(datagram) {
                 for fragment in fragments(record.fragment()) {
-                    assert_eq!(
-                        reassembly.insert(&fragment.unwrap()).unwrap(),
-                        Inserted::Kept
-                    );
+                    reassembly.insert(&fragment.unwrap()).unwrap();
                 }
             }
         }
@@ -326,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn fragments_of_a_taken_message_are_old_and_far_ahead_are_dropped() {
+    fn fragments_of_a_taken_message_and_far_ahead_are_dropped() {
         let mut reassembly = Reassembly::default();
         let body = [1, 2, 3];
         let at = |seq| Fragment {
@@ -336,9 +329,11 @@ mod tests {
             offset: 0,
             body: &body,
         };
-        assert_eq!(reassembly.insert(&at(0)).unwrap(), Inserted::Kept);
-        assert!(reassembly.next().is_some());
-        assert_eq!(reassembly.insert(&at(0)).unwrap(), Inserted::Old);
-        assert_eq!(reassembly.insert(&at(40)).unwrap(), Inserted::Dropped);
+        reassembly.insert(&at(0)).unwrap();
+        assert_eq!(reassembly.next().unwrap().seq, 0);
+        reassembly.insert(&at(0)).unwrap();
+        reassembly.insert(&at(1 + MAX_AHEAD)).unwrap();
+        assert!(reassembly.next().is_none());
+        assert!(reassembly.partial.is_empty(), "nothing kept");
     }
 }

@@ -8,7 +8,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::hmac;
 
 use super::Error;
-use super::message::srtp_material_len;
+use super::message;
 
 /// What the two hellos agreed and the secrets that come of it, the same for
 /// both roles.
@@ -17,6 +17,7 @@ pub(super) struct Secrets {
     pub client_random: [u8; 32],
     pub server_random: [u8; 32],
     pub extended_master_secret: bool,
+    /// The agreed SRTP profile's id.
     pub srtp_profile: u16,
     master: Master,
 }
@@ -51,14 +52,16 @@ impl Secrets {
             .map_err(|_| Error::BadFinished)
     }
 
-    /// The SRTP keying material for the agreed profile.
-    pub fn srtp_material(&self) -> Vec<u8> {
-        srtp_material(
+    /// The agreed SRTP profile and its keying material.
+    pub fn srtp_keys(&self) -> (Vec<u8>, dimpl::SrtpProfile) {
+        let profile = message::srtp_profile(self.srtp_profile);
+        let material = srtp_material(
             &self.master,
             &self.client_random,
             &self.server_random,
-            srtp_material_len(self.srtp_profile),
-        )
+            profile.keying_material_len(),
+        );
+        (material, profile)
     }
 }
 

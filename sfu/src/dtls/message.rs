@@ -23,7 +23,7 @@ pub(super) mod kind {
 /// our certificate is ECDSA.
 pub(super) const SUITE: u16 = 0xc02b;
 /// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, which our client offers too for a
-/// server with an RSA certificate (GStreamer's, say): the same keys and
+/// server with an RSA certificate: the same keys and
 /// records, the server's signature made with RSA.
 pub(super) const SUITE_RSA: u16 = 0xc02f;
 const EMPTY_RENEGOTIATION_INFO_SCSV: u16 = 0x00ff;
@@ -33,12 +33,12 @@ pub(super) const SRTP_AES128_CM_SHA1_80: u16 = 0x0001;
 pub(super) const SRTP_AEAD_AES_128_GCM: u16 = 0x0007;
 pub(super) const SRTP_AEAD_AES_256_GCM: u16 = 0x0008;
 
-/// Bytes of keying material a profile takes: both sides' keys and salts.
-pub(super) fn srtp_material_len(profile: u16) -> usize {
-    match profile {
-        SRTP_AES128_CM_SHA1_80 => 2 * (16 + 14),
-        SRTP_AEAD_AES_128_GCM => 2 * (16 + 12),
-        _ => 2 * (32 + 12),
+/// The profile, as str0m's DTLS interface names it, of an id we agreed on.
+pub(super) fn srtp_profile(id: u16) -> dimpl::SrtpProfile {
+    match id {
+        SRTP_AES128_CM_SHA1_80 => dimpl::SrtpProfile::AES128_CM_SHA1_80,
+        SRTP_AEAD_AES_128_GCM => dimpl::SrtpProfile::AEAD_AES_128_GCM,
+        _ => dimpl::SrtpProfile::AEAD_AES_256_GCM,
     }
 }
 

@@ -166,39 +166,6 @@ impl Protection {
     }
 }
 
-/// The sequence numbers of epoch 1 already accepted (RFC 6347 §4.1.2.6),
-/// the 64 behind the highest.
-#[derive(Debug, Default)]
-pub(super) struct ReplayWindow {
-    highest: Option<u64>,
-    /// Bit `d` set: `highest - d` was accepted.
-    seen: u64,
-}
-
-impl ReplayWindow {
-    pub fn is_new(&self, seq: u64) -> bool {
-        match self.highest {
-            None => true,
-            Some(h) if seq > h => true,
-            Some(h) => h - seq < 64 && self.seen >> (h - seq) & 1 == 0,
-        }
-    }
-
-    pub fn accept(&mut self, seq: u64) {
-        match self.highest {
-            Some(h) if seq <= h => self.seen |= 1u64.checked_shl((h - seq) as u32).unwrap_or(0),
-            Some(h) => {
-                self.seen = self.seen.checked_shl((seq - h) as u32).unwrap_or(0) | 1;
-                self.highest = Some(seq);
-            }
-            None => {
-                self.seen = 1;
-                self.highest = Some(seq);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,17 +195,5 @@ mod tests {
         finish(&mut out, start);
         assert_eq!(records(&out).count(), 1);
         assert_eq!(records(&out[..out.len() - 1]).count(), 0);
-    }
-
-    #[test]
-    fn the_replay_window_takes_each_number_once() {
-        let mut window = ReplayWindow::default();
-        for seq in [5, 3, 70, 10] {
-            assert!(window.is_new(seq));
-            window.accept(seq);
-            assert!(!window.is_new(seq));
-        }
-        assert!(!window.is_new(5), "more than 64 behind the highest");
-        assert!(window.is_new(69));
     }
 }

@@ -62,12 +62,6 @@ pub(super) struct ServerHandshake {
 }
 
 impl ServerHandshake {
-    /// Whether our first flight is out (a repeated client flight then means
-    /// ours was lost).
-    pub fn has_answered(&self) -> bool {
-        self.step != Step::ClientHello
-    }
-
     pub fn handle_message(
         &mut self,
         core: &mut Core,
@@ -234,7 +228,7 @@ impl ServerHandshake {
             now,
             false,
         );
-        core.connected(self.secrets.srtp_material(), self.secrets.srtp_profile);
+        core.connected(self.secrets.srtp_keys());
         self.step = Step::Done;
         Ok(())
     }

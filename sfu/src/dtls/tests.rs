@@ -272,6 +272,17 @@ fn our_client_answers_a_cookie_and_offers_dimpl_only_videobridges_profiles() {
     pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
 }
 
+/// The group of the ServerKeyExchange among `outs`.
+fn key_exchange_group(outs: &[Out]) -> Option<u16> {
+    packets(outs).iter().find_map(|p| {
+        record::records(p)
+            .filter(|r| r.content == ContentType::Handshake && r.epoch == 0)
+            .flat_map(|r| super::fragment::fragments(r.fragment()).flatten())
+            .find(|f| f.msg_type == 12)
+            .map(|f| u16::from_be_bytes([f.body[1], f.body[2]]))
+    })
+}
+
 #[test]
 fn every_key_exchange_group_works_in_both_roles() {
     use dimpl::NamedGroup;
@@ -288,6 +299,7 @@ fn every_key_exchange_group_works_in_both_roles() {
         let mut pair = Pair::of(client, server, now);
         pair.run(4);
         pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+        assert_eq!(key_exchange_group(&pair.server_outs), Some(group.as_u16()));
 
         let mut pair = Pair::our_client(|own, _, now| Side::dimpl_with(false, own, now, only()));
         pair.run(5);
@@ -387,6 +399,30 @@ fn a_certificate_other_than_the_named_one_gets_an_alert_and_no_keys() {
         (ContentType::Alert, &[2, 42][..]),
         "fatal bad_certificate"
     );
+}
+
+#[test]
+fn a_repeat_of_the_flight_still_coming_is_not_answered_with_ours() {
+    // The client's second flight arrives with its Finished spoiled (dropped),
+    // then again, as a client resending it would: the server still waits for
+    // that flight and has nothing to send (its first flight went out again
+    // for each such repeat before).
+    let mut pair = Pair::new();
+    pair.run(1);
+    let flight = packets(&pair.client.drain());
+    assert!(!flight.is_empty());
+    for _ in 0..2 {
+        for p in &flight {
+            let mut p = p.clone();
+            *p.last_mut().unwrap() ^= 0x40;
+            assert!(pair.server.handle_packet(&p));
+        }
+        assert!(packets(&pair.server.drain()).is_empty());
+    }
+    // The flight it answered, repeated, is answered again.
+    let hello = packets(&pair.client_outs);
+    assert!(pair.server.handle_packet(&hello[0]));
+    assert!(!packets(&pair.server.drain()).is_empty());
 }
 
 /// Flips a bit of the signature in the client's CertificateVerify (epoch 0, in the clear).
@@ -557,4 +593,24 @@ fn altered_datagrams_in_every_handshake_state_never_panic_either_role() {
     // Most alterations are dropped (bad records) or seen as repeats; some end a
     // handshake with an alert, as they should.
     assert!(completed > 0, "no handshake survived: {completed}");
+}
+
+#[test]
+fn a_peers_fatal_alert_ends_the_association_without_one_back() {
+    let cert = certificate();
+    let mut server = Association::new(
+        false,
+        &cert.certificate,
+        &cert.private_key,
+        1150,
+        Box::new(|_| true),
+    )
+    .unwrap();
+    let mut alert = Vec::new();
+    let start = record::begin(&mut alert, ContentType::Alert, 0, 0);
+    alert.extend_from_slice(&[2, 40]);
+    record::finish(&mut alert, start);
+    assert!(server.handle_datagram(&alert, Instant::now()).is_err());
+    assert!(server.poll_datagram().is_none());
+    assert!(server.is_closed());
 }

@@ -7,9 +7,10 @@ use super::SrtpError;
 /// How far behind the highest index a packet is still accepted.
 const WINDOW: u64 = 64;
 
-/// The highest index accepted and which of the [`WINDOW`] before it were seen.
+/// The highest index accepted and which of the [`WINDOW`] before it were seen;
+/// DTLS keeps one for its record numbers too (RFC 6347 §4.1.2.6).
 #[derive(Debug, Default)]
-pub(super) struct Window {
+pub(crate) struct Window {
     highest: Option<u64>,
     /// Bit `d` set: index `highest - d` was accepted.
     seen: u64,

@@ -181,7 +181,7 @@ pub struct Options {
     pub srtp_profiles: Vec<SrtpProtectionProfile>,
     /// Answer `setup:passive`: the bridge is then the DTLS client.
     pub dtls_server: bool,
-    /// An RSA certificate (as GStreamer's DTLS makes) instead of ECDSA P-256.
+    /// An RSA certificate instead of ECDSA P-256.
     pub rsa_certificate: bool,
 }
 
@@ -235,7 +235,8 @@ impl WebrtcRsParticipant {
                 Slot::from(20_000),
                 feedback::KeyframeRequestsToApp::default(),
             );
-        // The browser's default, stated: the answerer is the DTLS client (setup=active).
+        // The browser's default, stated, unless `dtls_server`: the answerer is the
+        // DTLS client (setup=active).
         let settings = SettingEngineBuilder::new()
             .with_answering_dtls_role(if options.dtls_server {
                 RTCDtlsRole::Server
