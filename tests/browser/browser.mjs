@@ -127,10 +127,19 @@ window.inbound = async () => {
   const out = [];
   (await pc.getStats()).forEach((s) => {
     if (s.type === 'inbound-rtp') {
-      out.push({ kind: s.kind, ssrc: s.ssrc, bytes: s.bytesReceived, packets: s.packetsReceived, frames: s.framesDecoded ?? 0 });
+      out.push({ kind: s.kind, ssrc: s.ssrc, track: s.trackIdentifier, bytes: s.bytesReceived, packets: s.packetsReceived, frames: s.framesDecoded ?? 0 });
     }
   });
   return out;
+};
+// What arrives for each remote participant's track, as the app is given them: the stream
+// behind each track (getStats' trackIdentifier is the MediaStreamTrack's id).
+window.remoteInbound = async () => {
+  const stats = await window.inbound();
+  return (window.conference?.getParticipants() ?? []).flatMap((p) => p.getTracks().map((t) => {
+    const s = stats.find((x) => x.track === t.getTrack().id);
+    return { participant: p.getId(), kind: t.getType(), ssrc: s?.ssrc, bytes: s?.bytes ?? 0, frames: s?.frames ?? 0 };
+  }));
 };
 // The DTLS transport to the bridge as Chromium's getStats() reports it.
 window.transport = async () => {
@@ -292,13 +301,13 @@ export async function mediaArrives(b, what, timeout = 20_000) {
 }
 
 /**
- * Bytes received so far per inbound media stream (ssrc → bytes), to see them rise. A video stream
- * that never decoded a frame carries only the bridge's padding (bandwidth probes), which comes and
- * goes by design: it is left out.
+ * Bytes received so far for each remote participant's track (`participant/kind` → bytes), to see
+ * them rise. Only the streams behind the app's tracks count: Chromium may keep a stream it made
+ * for media that came before the signalling named it, which no participant's track shows.
  */
 export async function receivedBytes(b) {
-  const stats = await b.page.evaluate(() => window.inbound());
-  return Object.fromEntries(stats.filter((s) => s.kind === 'audio' || s.frames > 0).map((s) => [s.ssrc, s.bytes]));
+  const tracks = await b.page.evaluate(() => window.remoteInbound());
+  return Object.fromEntries(tracks.map((t) => [`${t.participant}/${t.kind}`, t.bytes]));
 }
 
 /** Ms from the page's start() to its first decoded remote video frame (getStats polled every 20 ms). */

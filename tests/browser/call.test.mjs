@@ -81,8 +81,10 @@ test('two participants over WebSocket see and hear each other, talk over the bri
   const before = await receivedBytes(a);
   await new Promise((r) => setTimeout(r, 1000));
   const after = await receivedBytes(a);
-  for (const [ssrc, bytes] of Object.entries(before)) {
-    assert.ok(after[ssrc] > bytes, `stream ${ssrc} keeps flowing: ${JSON.stringify(await a.page.evaluate(() => window.inbound()))}`);
+  const streams = async () => JSON.stringify(await a.page.evaluate(async () => ({ tracks: await window.remoteInbound(), inbound: await window.inbound() })));
+  assert.deepEqual(Object.keys(before).sort(), [`${b.id}/audio`, `${b.id}/video`], `A has B's audio and video tracks: ${await streams()}`);
+  for (const [track, bytes] of Object.entries(before)) {
+    assert.ok(after[track] > bytes, `${track} keeps flowing: ${await streams()}`);
   }
 
   // An endpoint message crosses the bridge channel (colibri WebSocket).
@@ -201,6 +203,9 @@ test('a killed browser disappears for the others and the room keeps working', wr
   const before = await receivedBytes(a);
   await new Promise((r) => setTimeout(r, 1000));
   const after = await receivedBytes(a);
-  assert.ok(Object.entries(after).some(([ssrc, bytes]) => bytes > (before[ssrc] ?? 0)), 'the survivor receives the newcomer');
+  for (const kind of ['audio', 'video']) {
+    const track = `${d.id}/${kind}`;
+    assert.ok(after[track] > (before[track] ?? 0), `the survivor receives the newcomer's ${kind}: ${JSON.stringify(after)}`);
+  }
   for (const x of [a, d]) await x.close();
 }));
