@@ -281,23 +281,25 @@ export async function pageEvent(page, name, { timeout = 10_000, failOn = ['CONNE
 }
 
 /**
- * Polls getStats() until `b` decodes audio from `what.audio` and video from `what.video` inbound
- * streams; resolves to the ms since the page called start() (so, since it began connecting).
+ * Polls getStats() until `b` hears `what.audio` remote participants' audio tracks and decodes
+ * `what.video` of their video tracks (the tracks the app is given); resolves to the ms since the
+ * page called start() (so, since it began connecting).
  */
 export async function mediaArrives(b, what, timeout = 20_000) {
   const deadline = Date.now() + timeout;
   let last = [];
   while (Date.now() < deadline) {
-    last = await b.page.evaluate(() => window.inbound());
-    const audio = last.filter((s) => s.kind === 'audio' && s.bytes > 0);
-    const video = last.filter((s) => s.kind === 'video' && s.frames > 0);
+    last = await b.page.evaluate(() => window.remoteInbound());
+    const audio = last.filter((t) => t.kind === 'audio' && t.bytes > 0);
+    const video = last.filter((t) => t.kind === 'video' && t.frames > 0);
     if (audio.length >= what.audio && video.length >= what.video) {
       return b.page.evaluate(() => performance.now() - window.t0);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   const events = await b.page.evaluate(() => window.events);
-  throw new Error(`media did not arrive at ${b.id} (want ${JSON.stringify(what)}): ${JSON.stringify(last)}; events ${JSON.stringify(events)}`);
+  const inbound = await b.page.evaluate(() => window.inbound());
+  throw new Error(`media did not arrive at ${b.id} (want ${JSON.stringify(what)}): tracks ${JSON.stringify(last)}; streams ${JSON.stringify(inbound)}; events ${JSON.stringify(events)}`);
 }
 
 /**
@@ -310,12 +312,15 @@ export async function receivedBytes(b) {
   return Object.fromEntries(tracks.map((t) => [`${t.participant}/${t.kind}`, t.bytes]));
 }
 
-/** Ms from the page's start() to its first decoded remote video frame (getStats polled every 20 ms). */
+/**
+ * Ms from the page's start() to the first frame decoded for a remote participant's video track
+ * (getStats polled every 20 ms).
+ */
 export async function firstVideoFrame(b, timeout = 20_000) {
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
-    const stats = await b.page.evaluate(() => window.inbound());
-    if (stats.some((s) => s.kind === 'video' && s.frames > 0)) {
+    const tracks = await b.page.evaluate(() => window.remoteInbound());
+    if (tracks.some((t) => t.kind === 'video' && t.frames > 0)) {
       return b.page.evaluate(() => performance.now() - window.t0);
     }
     await new Promise((r) => setTimeout(r, 20));
