@@ -43,31 +43,41 @@ async function open(room, hash = '') {
   return b;
 }
 
-/** Inbound audio and video from the bridge, as getStats() reports them on the page. */
-async function inbound(b) {
-  return b.page.evaluate(async () => {
-    const pc = window.oxbridgeMeeting.conference?.jvbJingleSession?.peerconnection?.peerconnection;
-    if (!pc) return { audio: 0, frames: 0 };
+/**
+ * What `b`'s page shows and plays of participant `id`: frames its tile's <video> has painted, and
+ * the bytes received for the audio track it plays (getStats, by the track's id).
+ */
+async function shown(b, id) {
+  return b.page.evaluate(async (id) => {
+    const video = document.querySelector(`figure[data-participant-id="${id}"] video`);
+    const frames = video?.videoWidth > 0 ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
+    const track = window.oxbridgeMeeting.conference.getParticipantById(id)?.getTracksByMediaType('audio')[0];
+    const pc = window.oxbridgeMeeting.conference.jvbJingleSession?.peerconnection?.peerconnection;
     let audio = 0;
-    let frames = 0;
-    (await pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') audio += s.bytesReceived;
-      if (s.type === 'inbound-rtp' && s.kind === 'video') frames += s.framesDecoded ?? 0;
+    (await pc?.getStats())?.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.trackIdentifier && s.trackIdentifier === track?.getTrack().id) audio = s.bytesReceived;
     });
-    return { audio, frames };
-  });
+    return { frames, audio };
+  }, id);
 }
 
-/** Waits until `b` decodes video and, when `audio`, receives audio. */
-async function seesAndHears(b, audio = true) {
+/**
+ * Waits until `b`'s tile of `other` plays video and, when `audio`, `b` hears `other`: more than
+ * a muted microphone's trickle (the bridge passes a packet of its silence a second; live sound
+ * is about 3000 bytes a second) arrives within a second.
+ */
+async function seesAndHears(b, other, audio = true) {
   const deadline = Date.now() + 20_000;
-  let last;
+  let last = await shown(b, other.id);
   while (Date.now() < deadline) {
-    last = await inbound(b);
-    if ((!audio || last.audio > 0) && last.frames > 0) return last;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = await shown(b, other.id);
+    const sees = now.frames > last.frames && last.frames > 0;
+    const hears = now.audio - last.audio > 1000;
+    last = now;
+    if (sees && (!audio || hears)) return;
   }
-  throw new Error(`no media on the page of ${b.id}: ${JSON.stringify(last)}`);
+  throw new Error(`${b.id} does not ${audio ? 'see and hear' : 'see'} ${other.id}: ${JSON.stringify(last)}`);
 }
 
 test('two tabs on /consultation-<id> see and hear each other, with names, start-muted and leave', wrap(async () => {
@@ -76,7 +86,7 @@ test('two tabs on /consultation-<id> see and hear each other, with names, start-
   const doctor = await open(room, `#userInfo.displayName=${name}`);
   const patient = await open(room, '#config.startWithAudioMuted=true');
   // The patient joined muted: the doctor sees it but hears nothing yet.
-  await Promise.all([seesAndHears(doctor, false), seesAndHears(patient)]);
+  await Promise.all([seesAndHears(doctor, patient, false), seesAndHears(patient, doctor)]);
 
   // The patient sees the doctor's name, and its own microphone starts muted.
   await patient.page.waitForFunction(
@@ -87,8 +97,12 @@ test('two tabs on /consultation-<id> see and hear each other, with names, start-
   const muted = await patient.page.evaluate(() =>
     window.oxbridgeMeeting.localTracks.filter((t) => t.getType() === 'audio').every((t) => t.isMuted()));
   assert.ok(muted, 'startWithAudioMuted: the patient joined muted');
+  const before = await shown(doctor, patient.id);
+  await new Promise((r) => setTimeout(r, 1000));
+  const quiet = (await shown(doctor, patient.id)).audio - before.audio;
+  assert.ok(quiet < 500, `the doctor hears nothing from the muted patient: ${quiet} audio bytes in a second`);
   await patient.page.evaluate(() => window.oxbridgeMeeting.toggleAudio());
-  await seesAndHears(doctor, true);
+  await seesAndHears(doctor, patient, true);
 
   // The doctor turns the camera off: the patient sees it.
   await doctor.page.evaluate(() => window.oxbridgeMeeting.toggleVideo());
