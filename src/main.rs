@@ -217,7 +217,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     meeting.conference_request = config.focus.enabled && config.web.conference_request;
     meeting.jitsi_meet_dir = config.web.jitsi_meet_dir.clone();
     routes = routes.merge(web::meeting::router(meeting));
-    let app = web::app(routes, registry);
+    let app = web::app(routes, registry, env!("CARGO_PKG_VERSION"));
     tokio::spawn(web::serve(http, app.clone(), stop.clone()));
     let mut https_addr = None;
     if let Some(addr) = config.http.https_listen {
@@ -265,7 +265,11 @@ async fn serve_bridge(config: Config) -> anyhow::Result<()> {
     registry.register(Box::new(sfu::metrics::BridgeCollector::new(bridge.clone())))?;
     let http = web::bind(config.http.listen).await?;
     let http_addr = http.local_addr()?;
-    let app = web::app(sfu::http::router(bridge.clone()), registry);
+    let app = web::app(
+        sfu::http::router(bridge.clone()),
+        registry,
+        env!("CARGO_PKG_VERSION"),
+    );
     tokio::spawn(web::serve(http, app, stop));
     let face = colibri_face(&config, xmpp, http_addr);
     println!(

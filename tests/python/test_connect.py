@@ -1,5 +1,7 @@
 """Connecting as Jitsi Meet does: STARTTLS, SASL, bind, ping, discovery, errors."""
 
+import json
+import re
 import xml.etree.ElementTree as ET
 
 from helpers import (
@@ -12,6 +14,15 @@ from helpers import (
 def test_health_endpoint(srv):
     status, _ = http_get(srv.http_port, "/about/health")
     assert status == 200
+
+
+def test_version_endpoint_answers_as_videobridge_does(srv):
+    status, body = http_get(srv.http_port, "/about/version")
+    assert status == 200
+    about = json.loads(body)
+    assert about["name"] == "oxbridge"
+    assert re.fullmatch(r"\d+\.\d+\.\d+.*", about["version"]), about
+    assert about["os"], about
 
 
 @xmpp_test()

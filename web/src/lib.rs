@@ -30,12 +30,24 @@ use tower::Service;
 #[derive(Clone, Copy, Debug)]
 pub struct ServedOverTls;
 
-/// The front door's own routes around the mounted ones.
-pub fn app(mounted: Router, registry: prometheus::Registry) -> Router {
+/// The front door's own routes around the mounted ones; `version` is the
+/// program's, for `/about/version`.
+pub fn app(mounted: Router, registry: prometheus::Registry, version: &'static str) -> Router {
     let registry = Arc::new(registry);
     mounted
         .route("/about/health", get(health))
+        .route("/about/version", get(move || about_version(version)))
         .route("/metrics", get(move || metrics(registry.clone())))
+}
+
+/// `GET /about/version`: what Videobridge's and Jicofo's answer, for the
+/// monitoring that asks them.
+async fn about_version(version: &'static str) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "name": "oxbridge",
+        "version": version,
+        "os": std::env::consts::OS,
+    }))
 }
 
 /// `GET /about/health`: 200 with an empty JSON object while serving.
