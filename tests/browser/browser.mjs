@@ -304,8 +304,8 @@ export async function mediaArrives(b, what, timeout = 20_000) {
 
 /**
  * Bytes received so far for each remote participant's track (`participant/kind` → bytes), to see
- * them rise. Only the streams behind the app's tracks count: Chromium may keep a stream it made
- * for media that came before the signalling named it, which no participant's track shows.
+ * them rise. Only the streams behind the app's tracks count: Chromium also reports a stream of its
+ * own for media that comes before the signalling names it, which no participant's track shows.
  */
 export async function receivedBytes(b) {
   const tracks = await b.page.evaluate(() => window.remoteInbound());
