@@ -46,6 +46,7 @@ pub async fn run(bridge: Arc<Bridge>, config: BridgeXmppConfig) {
         config,
         conferences: HashMap::new(),
         warned: HashSet::new(),
+        warned_rewriting: false,
         joined: false,
     };
     let mut retry = RETRY_FIRST;
@@ -69,6 +70,8 @@ struct Face {
     /// Payload types Jicofo offered that the bridge does not forward, each
     /// logged once.
     warned: HashSet<(u8, String)>,
+    /// Whether Jicofo's asking for SSRC rewriting has been logged.
+    warned_rewriting: bool,
     /// Whether the current connection got into the brewery.
     joined: bool,
 }
@@ -218,6 +221,7 @@ impl Face {
         let m =
             codec::parse_modify(el).map_err(|why| codec::error(Reason::Unspecified, None, &why))?;
         self.warn_about_codecs(&m);
+        self.warn_about_ssrc_rewriting(&m);
         let known = self.conferences.contains_key(&m.meeting_id);
         if m.create && known {
             return Err(codec::error(
@@ -305,6 +309,22 @@ impl Face {
                     "Jicofo offers a codec this bridge does not forward: turn it off in jicofo.conf (codec.video), or clients that choose it send video nobody receives"
                 );
             }
+        }
+    }
+
+    /// Jicofo leaves a client in SSRC-rewriting mode to learn its remote
+    /// sources from the bridge, which this one does not announce yet: that
+    /// client receives no one. Says so once, with the setting that avoids it.
+    fn warn_about_ssrc_rewriting(&mut self, m: &Modify) {
+        if self.warned_rewriting {
+            return;
+        }
+        if let Some(e) = m.endpoints.iter().find(|e| e.ssrc_rewriting) {
+            self.warned_rewriting = true;
+            tracing::warn!(
+                endpoint = %e.id,
+                "Jicofo asks for SSRC rewriting, which this bridge does not do: set jicofo.conference.use-ssrc-rewriting = false in jicofo.conf, or clients that support it (the current ones) receive no one"
+            );
         }
     }
 }

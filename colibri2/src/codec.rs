@@ -46,6 +46,9 @@ pub struct EndpointModify {
     pub force_mute: Option<(bool, bool)>,
     /// The payload types of its `<media>`: kind, id, encoding name.
     pub payload_types: Vec<(String, u8, String)>,
+    /// `<capability name='ssrc-rewriting'/>`: Jicofo signals this client no
+    /// remote sources and expects the bridge to announce them.
+    pub ssrc_rewriting: bool,
 }
 
 /// Reads a `<conference-modify>`; the error says what is wrong with it.
@@ -112,6 +115,9 @@ fn parse_endpoint(e: &Element) -> Result<EndpointModify, String> {
             })
             .take(MAX_ITEMS)
             .collect(),
+        ssrc_rewriting: e
+            .children()
+            .any(|c| c.is("capability", NS) && c.attr("name") == Some("ssrc-rewriting")),
     })
 }
 

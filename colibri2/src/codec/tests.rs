@@ -30,6 +30,17 @@ fn a_create_asks_for_the_bridge_side_only() {
     assert_eq!(e.transport, None);
     assert_eq!(e.sources, Some(Sources::default()));
     assert_eq!(e.payload_types, vec![("audio".into(), 111, "opus".into())]);
+    assert!(!e.ssrc_rewriting, "only source-names is asked for");
+}
+
+#[test]
+fn a_create_for_a_client_in_ssrc_rewriting_mode_says_so() {
+    let xml = CREATE.replace(
+        "<capability name='source-names'/>",
+        "<capability name='source-names'/><capability name='ssrc-rewriting'/>",
+    );
+    let m = parse_modify(&element(&xml)).unwrap();
+    assert!(m.endpoints[0].ssrc_rewriting);
 }
 
 #[test]
