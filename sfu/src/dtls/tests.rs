@@ -84,6 +84,20 @@ impl Side {
         Side::Dimpl(Box::new(dtls))
     }
 
+    /// dimpl's client as it speaks to a server of either version: one
+    /// ClientHello offering DTLS 1.3 and 1.2, as a browser with DTLS 1.3 on sends.
+    fn dimpl_either_version_client(own: &DtlsCert, mtu: usize, now: Instant) -> Side {
+        let cert = dimpl::DtlsCertificate {
+            certificate: own.certificate.clone(),
+            private_key: own.private_key.clone(),
+        };
+        let config = std::sync::Arc::new(dimpl::Config::builder().mtu(mtu).build().unwrap());
+        let mut dtls = dimpl::Dtls::new_auto(config, cert, now);
+        dtls.set_active(true);
+        dtls.handle_timeout(now).unwrap();
+        Side::Dimpl(Box::new(dtls))
+    }
+
     fn drain(&mut self) -> Vec<Out> {
         match self {
             Side::Ours(d, _) => drain!(d),
@@ -249,6 +263,28 @@ fn a_client_offering_aes_256_gcm_first_is_given_aes_128_gcm() {
     let keys = pair.server.tap().take_keys().unwrap();
     assert_eq!(keys.profile, crate::srtp::Profile::AeadAes128Gcm);
     assert!(!keys.dtls_client);
+}
+
+#[test]
+fn a_client_offering_dtls_1_3_too_gets_1_2_even_with_its_hello_in_pieces() {
+    // Its hello (1,125 bytes with its DTLS 1.3 key shares) whole, then cut to fit 400-byte datagrams.
+    for mtu in [1150, 400] {
+        let now = Instant::now();
+        let (client_cert, server_cert) = (certificate(), certificate());
+        let server = Side::ours(false, &server_cert, &client_cert.certificate, now);
+        let client = Side::dimpl_either_version_client(&client_cert, mtu, now);
+        let mut pair = Pair::of(client, server, now);
+        pair.run(4);
+        pair.assert_agreed(dimpl::SrtpProfile::AEAD_AES_128_GCM);
+        let Side::Dimpl(client) = &pair.client else {
+            unreachable!()
+        };
+        assert_eq!(
+            client.protocol_version(),
+            Some(dimpl::ProtocolVersion::DTLS1_2),
+            "MTU {mtu}"
+        );
+    }
 }
 
 #[test]
