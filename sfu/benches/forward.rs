@@ -6,7 +6,8 @@
 //! once for all receivers) and a batched send of the forwarded packets alone.
 //! Also str0m alone between two peers (taking a packet in, sending one out, no
 //! system calls), the stack the router is built on. Heap allocations in the
-//! timed parts are counted too (this thread's only).
+//! timed parts are counted too (this thread's only). And what a join costs
+//! the worker: creating the endpoint, then its ICE checks and DTLS handshake.
 //!
 //! `cargo bench -p sfu --bench forward` (`-- 1:1` runs only the scenarios
 //! whose name contains `1:1`, for profiling one).
@@ -116,14 +117,21 @@ fn peer(now: Instant, router: &mut Router, room: &str, index: usize) -> Peer {
     }
 }
 
-/// Moves datagrams between the router and the peers until nothing is in flight.
+/// Moves datagrams between the router and the peers until nothing is in
+/// flight; returns the time spent in the router.
 fn shuttle(
     router: &mut Router,
     peers: &mut [Peer],
     by_addr: &HashMap<SocketAddr, usize>,
     now: Instant,
-) {
+) -> Duration {
     let bridge: SocketAddr = BRIDGE.parse().unwrap();
+    let mut in_router = Duration::ZERO;
+    let mut timed = |f: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        f();
+        in_router += t0.elapsed();
+    };
     loop {
         let mut moved = false;
         for p in peers.iter_mut() {
@@ -131,7 +139,7 @@ fn shuttle(
             while let Ok(out) = p.rtc.poll_output() {
                 match out {
                     Output::Transmit(t) => {
-                        router.handle_datagram(now, p.addr, &t.contents);
+                        timed(&mut || router.handle_datagram(now, p.addr, &t.contents));
                         moved = true;
                     }
                     Output::Event(Event::Connected) => p.connected = true,
@@ -141,9 +149,14 @@ fn shuttle(
                 }
             }
         }
-        router.handle_timeout(now);
-        while let Some((to, d)) = router.poll_transmit() {
-            let d = d.to_vec();
+        timed(&mut || router.handle_timeout(now));
+        let mut out = Vec::new();
+        timed(&mut || {
+            while let Some((to, d)) = router.poll_transmit() {
+                out.push((to, d.to_vec()));
+            }
+        });
+        for (to, d) in out {
             if let Some(&i) = by_addr.get(&to) {
                 let p = &mut peers[i];
                 let r = Receive::new(Protocol::Udp, bridge, p.addr, &d).unwrap();
@@ -152,7 +165,9 @@ fn shuttle(
                     match out {
                         Output::Event(Event::RtpPacket(_)) => p.received += 1,
                         Output::Event(Event::Connected) => p.connected = true,
-                        Output::Transmit(t) => router.handle_datagram(now, p.addr, &t.contents),
+                        Output::Transmit(t) => {
+                            timed(&mut || router.handle_datagram(now, p.addr, &t.contents))
+                        }
                         Output::Timeout(_) => break,
                         Output::Event(_) => {}
                     }
@@ -164,6 +179,7 @@ fn shuttle(
             break;
         }
     }
+    in_router
 }
 
 /// Per forwarded packet, in nanoseconds unless named otherwise.
@@ -176,11 +192,18 @@ struct Result {
     allocations: f64,
 }
 
-/// A router with `rooms` rooms of `size` connected peers, and the time reached.
-fn connected(
-    rooms: usize,
-    size: usize,
-) -> (Router, Vec<Peer>, HashMap<SocketAddr, usize>, Instant) {
+/// A router with `rooms` rooms of `size` connected peers.
+struct Connected {
+    router: Router,
+    peers: Vec<Peer>,
+    by_addr: HashMap<SocketAddr, usize>,
+    /// The simulated time reached.
+    now: Instant,
+    /// The router's time spent until they were connected (ICE, DTLS).
+    joining: Duration,
+}
+
+fn connected(rooms: usize, size: usize) -> Connected {
     let start = Instant::now();
     let mut router = Router::new(Certificate::generate().unwrap(), BRIDGE.parse().unwrap());
     // The hold waits for browsers to apply a source-add; the peers here take
@@ -196,21 +219,32 @@ fn connected(
         }
     }
     let mut now = start;
+    let mut joining = Duration::ZERO;
     for _ in 0..200 {
         now += Duration::from_millis(10);
-        shuttle(&mut router, &mut peers, &by_addr, now);
+        joining += shuttle(&mut router, &mut peers, &by_addr, now);
         if peers.iter().all(|p| p.connected) {
             break;
         }
     }
     assert!(peers.iter().all(|p| p.connected), "all peers connect");
-    (router, peers, by_addr, now)
+    Connected {
+        router,
+        peers,
+        by_addr,
+        now,
+        joining,
+    }
 }
 
 /// What a worker spends on timers alone for `rooms` quiet 1:1 rooms: the
 /// share of a core over one simulated second, its loop checking every 1 ms.
 fn timer_upkeep(rooms: usize) -> f64 {
-    let (mut router, _peers, _, mut now) = connected(rooms, 2);
+    let Connected {
+        mut router,
+        mut now,
+        ..
+    } = connected(rooms, 2);
     let mut busy = Duration::ZERO;
     for _ in 0..1000 {
         now += Duration::from_millis(1);
@@ -228,7 +262,13 @@ fn timer_upkeep(rooms: usize) -> f64 {
 /// measured packets, after [`WARMUP`] rounds that make every stream (its
 /// first packet costs allocations once: a per-stream cost, not a per-packet one).
 fn scenario(rooms: usize, size: usize, senders: usize, rounds: usize, payload: usize) -> Result {
-    let (mut router, mut peers, by_addr, mut now) = connected(rooms, size);
+    let Connected {
+        mut router,
+        mut peers,
+        by_addr,
+        mut now,
+        ..
+    } = connected(rooms, size);
     let bridge: SocketAddr = BRIDGE.parse().unwrap();
     let socket = || UdpSocket::bind("127.0.0.1:0").unwrap();
     let (mut sender, mut floor_sender) = (
@@ -610,6 +650,14 @@ fn main() {
         println!(
             "endpoint setup: {:.0} µs per create_endpoint (median of 200)",
             endpoint_setup(200)
+        );
+        let joins: Vec<f64> = (0..RUNS)
+            .map(|_| connected(50, 2).joining.as_secs_f64() * 1e6 / 100.0)
+            .collect();
+        println!(
+            "joining: {:.0} µs of the router's time per endpoint until its peer is connected \
+             (ICE checks, the DTLS handshake), median of {RUNS} runs of 100",
+            median(joins)
         );
         for rooms in [50, 500] {
             println!(
