@@ -40,8 +40,8 @@ pub fn app(mounted: Router, registry: prometheus::Registry, version: &'static st
         .route("/metrics", get(move || metrics(registry.clone())))
 }
 
-/// `GET /about/version`: what Videobridge's and Jicofo's answer, for the
-/// monitoring that asks them.
+/// `GET /about/version`: in the shape of Videobridge's answer, for the
+/// monitoring that asks it.
 async fn about_version(version: &'static str) -> impl IntoResponse {
     axum::Json(serde_json::json!({
         "name": "oxbridge",
