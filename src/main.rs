@@ -217,7 +217,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     meeting.conference_request = config.focus.enabled && config.web.conference_request;
     meeting.jitsi_meet_dir = config.web.jitsi_meet_dir.clone();
     routes = routes.merge(web::meeting::router(meeting));
-    let app = web::app(routes, registry, env!("CARGO_PKG_VERSION"));
+    let app = web::app(routes, registry, about(&bridge));
     tokio::spawn(web::serve(http, app.clone(), stop.clone()));
     let mut https_addr = None;
     if let Some(addr) = config.http.https_listen {
@@ -249,6 +249,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `/about/*`: this program's version; healthy while every media worker runs.
+fn about(bridge: &std::sync::Arc<sfu::bridge::Bridge>) -> web::About {
+    let bridge = bridge.clone();
+    web::About {
+        health: std::sync::Arc::new(move || bridge.health()),
+        ..web::About::new(env!("CARGO_PKG_VERSION"))
+    }
+}
+
 /// The bridge alone: media, its HTTP side and its Colibri2 face to Jicofo.
 async fn serve_bridge(config: Config) -> anyhow::Result<()> {
     let _ = rustls_provider();
@@ -265,11 +274,7 @@ async fn serve_bridge(config: Config) -> anyhow::Result<()> {
     registry.register(Box::new(sfu::metrics::BridgeCollector::new(bridge.clone())))?;
     let http = web::bind(config.http.listen).await?;
     let http_addr = http.local_addr()?;
-    let app = web::app(
-        sfu::http::router(bridge.clone()),
-        registry,
-        env!("CARGO_PKG_VERSION"),
-    );
+    let app = web::app(sfu::http::router(bridge.clone()), registry, about(&bridge));
     tokio::spawn(web::serve(http, app, stop));
     let face = colibri_face(&config, xmpp, http_addr);
     println!(

@@ -18,6 +18,9 @@ mod wait;
 mod window;
 mod worker;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -221,9 +224,14 @@ impl Bridge {
             Some(i) => *i,
             None if self.is_shutting_down() => return Err(ApiError::Shutdown),
             None if self.is_draining() => return Err(ApiError::Draining),
-            None => (0..self.workers.len())
-                .min_by_key(|i| placement.endpoints[*i])
-                .unwrap_or(0),
+            // A worker that stopped or is stuck gets no new conference.
+            None => {
+                let now = std::time::Instant::now();
+                (0..self.workers.len())
+                    .filter(|i| self.workers[*i].health(now).is_ok())
+                    .min_by_key(|i| placement.endpoints[*i])
+                    .unwrap_or(0)
+            }
         };
         let local =
             self.workers[index].call(|r| Command::Create(conference.into(), endpoint.into(), r))?;
@@ -370,6 +378,21 @@ impl Bridge {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Whether every media worker is running and going round its loop; if
+    /// not, which one and why (what `/about/health` answers).
+    ///
+    /// ```no_run
+    /// # fn check(bridge: &sfu::bridge::Bridge) {
+    /// if let Err(why) = bridge.health() {
+    ///     eprintln!("unhealthy: {why}");
+    /// }
+    /// # }
+    /// ```
+    pub fn health(&self) -> Result<(), String> {
+        let now = std::time::Instant::now();
+        self.workers.iter().try_for_each(|w| w.health(now))
     }
 
     /// Counters summed over the workers, with the port's own.

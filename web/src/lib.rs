@@ -30,13 +30,34 @@ use tower::Service;
 #[derive(Clone, Copy, Debug)]
 pub struct ServedOverTls;
 
-/// The front door's own routes around the mounted ones; `version` is the
-/// program's, for `/about/version`.
-pub fn app(mounted: Router, registry: prometheus::Registry, version: &'static str) -> Router {
+/// A health check: `Err` says what is wrong.
+pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// What `/about/version` and `/about/health` answer.
+#[derive(Clone)]
+pub struct About {
+    /// The program's version.
+    pub version: &'static str,
+    pub health: HealthCheck,
+}
+
+impl About {
+    /// Healthy whenever it answers; set [`About::health`] to say more.
+    pub fn new(version: &'static str) -> About {
+        About {
+            version,
+            health: Arc::new(|| Ok(())),
+        }
+    }
+}
+
+/// The front door's own routes around the mounted ones.
+pub fn app(mounted: Router, registry: prometheus::Registry, about: About) -> Router {
     let registry = Arc::new(registry);
+    let check = about.health.clone();
     mounted
-        .route("/about/health", get(health))
-        .route("/about/version", get(move || about_version(version)))
+        .route("/about/health", get(move || health(check.clone())))
+        .route("/about/version", get(move || about_version(about.version)))
         .route("/metrics", get(move || metrics(registry.clone())))
 }
 
@@ -50,13 +71,17 @@ async fn about_version(version: &'static str) -> impl IntoResponse {
     }))
 }
 
-/// `GET /about/health`: 200 with an empty JSON object while serving.
-async fn health() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        "{}",
-    )
+/// `GET /about/health`: 200 with an empty JSON object while healthy, 500
+/// saying why when not (load balancers and Kubernetes act on the status).
+async fn health(check: HealthCheck) -> impl IntoResponse {
+    let (status, body) = match check() {
+        Ok(()) => (StatusCode::OK, "{}".to_owned()),
+        Err(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": why }).to_string(),
+        ),
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn metrics(registry: Arc<prometheus::Registry>) -> impl IntoResponse {
@@ -169,5 +194,44 @@ async fn serve_with(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(app: Router, path: &str) -> (StatusCode, String) {
+        let reply = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = reply.status();
+        let body = to_bytes(reply.into_body(), 1 << 16).await.unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_says_500_and_why_when_the_check_fails() {
+        let about = About::new("1.2.3");
+        let front = |about| app(Router::new(), prometheus::Registry::new(), about);
+        assert_eq!(
+            get(front(about.clone()), "/about/health").await,
+            (StatusCode::OK, "{}".into())
+        );
+        let failing = About {
+            health: Arc::new(|| Err("media worker 1 has stopped".into())),
+            ..about
+        };
+        assert_eq!(
+            get(front(failing), "/about/health").await,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"media worker 1 has stopped"}"#.into()
+            )
+        );
     }
 }

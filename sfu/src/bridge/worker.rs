@@ -6,6 +6,7 @@
 use std::io;
 use std::net::UdpSocket;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,6 +22,9 @@ use crate::router::{RouteChange, Router, RouterStats};
 
 /// Longest a worker sleeps without looking at its commands.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// A worker that has not gone round its loop for this long (a hundred times
+/// its longest sleep) is stuck: the bridge reports itself unhealthy.
+pub(super) const STALLED: Duration = Duration::from_secs(5);
 /// Datagrams taken from other workers per turn.
 const BATCH: usize = 16;
 /// Longest a batch is handled before what it caused is sent: batches are as
@@ -55,6 +59,9 @@ pub(super) enum Command {
     ChannelMessage(String, String, String, OwnedSemaphorePermit),
     ChannelClosed(String, String, ChannelTx),
     Stop,
+    /// Lets a test see what a worker that died does to the bridge.
+    #[cfg(test)]
+    Panic,
 }
 
 /// What a worker counted since it started.
@@ -65,12 +72,40 @@ pub(super) struct WorkerReport {
     pub busy: Duration,
 }
 
+/// When a worker last went round its loop. It wakes at least every
+/// [`MAX_SLEEP`], so one silent for long is stuck, and the health check says so.
+pub(super) struct Heartbeat {
+    epoch: Instant,
+    /// Milliseconds since `epoch`.
+    last: AtomicU64,
+}
+
+impl Heartbeat {
+    pub fn new(now: Instant) -> Heartbeat {
+        Heartbeat {
+            epoch: now,
+            last: AtomicU64::new(0),
+        }
+    }
+
+    pub fn beat(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        let last = self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed));
+        now.saturating_duration_since(last)
+    }
+}
+
 /// The handle of one worker thread.
 pub(super) struct Worker {
     index: usize,
     port: Arc<Port>,
     commands: mpsc::Sender<Command>,
     thread: Option<JoinHandle<()>>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Worker {
@@ -85,6 +120,8 @@ impl Worker {
         let sleeper = Sleeper::new(&port.socket, &port.lanes[index].waker)?;
         let (commands, rx) = mpsc::channel();
         let shared = port.clone();
+        let heartbeat = Arc::new(Heartbeat::new(Instant::now()));
+        let beats = heartbeat.clone();
         let thread = std::thread::Builder::new()
             .name(format!("sfu-media-{index}"))
             .spawn(move || {
@@ -104,6 +141,7 @@ impl Worker {
                     sleeper,
                     commands: rx,
                     next: None,
+                    heartbeat: beats,
                 };
                 w.run()
             })?;
@@ -112,7 +150,24 @@ impl Worker {
             port,
             commands,
             thread: Some(thread),
+            heartbeat,
         })
+    }
+
+    /// Whether the worker is running and going round its loop; if not, why.
+    pub(super) fn health(&self, now: Instant) -> Result<(), String> {
+        if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            return Err(format!("media worker {} has stopped", self.index));
+        }
+        let silent = self.heartbeat.silent_for(now);
+        if silent > STALLED {
+            return Err(format!(
+                "media worker {} has been stuck for {} s",
+                self.index,
+                silent.as_secs()
+            ));
+        }
+        Ok(())
     }
 
     /// Queues `command` and wakes the worker.
@@ -159,6 +214,7 @@ struct Running {
     commands: mpsc::Receiver<Command>,
     /// A command taken while checking for work before sleeping.
     next: Option<Command>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Running {
@@ -171,6 +227,8 @@ impl Running {
                 };
                 match command {
                     Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
+                    #[cfg(test)]
+                    Ok(Command::Panic) => panic!("a test stops this worker"),
                     Ok(Command::Stats(r)) => {
                         let _ = r.send(WorkerReport {
                             stats: self.router.stats(),
@@ -205,6 +263,7 @@ impl Running {
             outbox.send(router, port, index);
             // Timers only when one is due.
             let now = Instant::now();
+            self.heartbeat.beat(now);
             if router.poll_timeout(now) <= now {
                 router.handle_timeout(now);
                 outbox.send(router, port, index);
@@ -321,5 +380,7 @@ fn execute(router: &mut Router, now: Instant, command: Command) {
         Command::ChannelClosed(c, e, tx) => router.channel_closed(&c, &e, &tx),
         // Handled by the loop before it gets here.
         Command::Stop => {}
+        #[cfg(test)]
+        Command::Panic => {}
     }
 }

@@ -16,7 +16,7 @@
 //! # async fn run() -> anyhow::Result<()> {
 //! let mut meeting = web::meeting::MeetingConfig::new("meet.example.com");
 //! meeting.public_url = Some("https://meet.example.com".into());
-//! let app = web::app(web::meeting::router(meeting), prometheus::Registry::new(), "0.1.0");
+//! let app = web::app(web::meeting::router(meeting), prometheus::Registry::new(), web::About::new("0.1.0"));
 //! let (_stop_tx, stop) = tokio::sync::watch::channel(false);
 //! web::serve(web::bind("127.0.0.1:8080".parse()?).await?, app, stop).await;
 //! # Ok(()) }
