@@ -186,13 +186,14 @@ impl Face {
             Some(p) if kind == "set" && p.is("conference-modify", codec::NS) => {
                 self.modify(p, from).await
             }
+            // The same check as `/about/health`; it never waits on a worker.
             Some(p) if kind == "get" && p.is("healthcheck", HEALTHCHECK) => {
-                let bridge = self.bridge.clone();
-                match tokio::task::spawn_blocking(move || bridge.stats()).await {
-                    Ok(Some(_)) => Ok(None),
-                    _ => Err(Element::new("error", ns::CLIENT)
+                match self.bridge.health() {
+                    Ok(()) => Ok(None),
+                    Err(why) => Err(Element::new("error", ns::CLIENT)
                         .with_attr("type", "wait")
-                        .with_child(Element::new("internal-server-error", ns::STANZAS_ERR))),
+                        .with_child(Element::new("internal-server-error", ns::STANZAS_ERR))
+                        .with_child(Element::new("text", ns::STANZAS_ERR).with_text(why))),
                 }
             }
             Some(p) if kind == "get" && p.is("ping", ns::PING) => Ok(None),

@@ -186,10 +186,12 @@ impl Worker {
         rx.recv().map_err(|_| ApiError::Shutdown)?
     }
 
+    /// The worker's counters; `None` from a worker that has stopped, or has
+    /// not answered within a second (a stuck one would hold the caller).
     pub(super) fn stats(&self) -> Option<WorkerReport> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Command::Stats(tx)).ok()?;
-        rx.recv().ok()
+        rx.recv_timeout(Duration::from_secs(1)).ok()
     }
 }
 
