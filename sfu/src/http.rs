@@ -90,7 +90,7 @@ pub fn stats_report(bridge: &Bridge) -> Option<serde_json::Value> {
         "dtls_failed_endpoints": s.dtls_failures,
         "drain": bridge.is_draining(),
         "graceful_shutdown": bridge.is_shutting_down(),
-        "healthy": true,
+        "healthy": bridge.health().is_ok(),
         "version": env!("CARGO_PKG_VERSION"),
         "forwarding_latency_p50_us": stats.latency.quantile(0.5).as_micros() as u64,
         "forwarding_latency_p99_us": stats.latency.quantile(0.99).as_micros() as u64,
