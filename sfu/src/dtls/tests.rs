@@ -66,8 +66,26 @@ impl Side {
         Side::dimpl_with(client, own, now, dimpl::Config::builder())
     }
 
-    /// dimpl's, configured by `config`.
+    /// dimpl's DTLS 1.2, configured by `config`.
     fn dimpl_with(
+        client: bool,
+        own: &DtlsCert,
+        now: Instant,
+        config: dimpl::ConfigBuilder,
+    ) -> Side {
+        Side::dimpl_made(dimpl::Dtls::new_12, client, own, now, config)
+    }
+
+    /// dimpl's client as it speaks to a server of either version: one
+    /// ClientHello offering DTLS 1.3 and 1.2, as a browser with DTLS 1.3 on sends.
+    fn dimpl_either_version_client(own: &DtlsCert, mtu: usize, now: Instant) -> Side {
+        let config = dimpl::Config::builder().mtu(mtu);
+        Side::dimpl_made(dimpl::Dtls::new_auto, true, own, now, config)
+    }
+
+    /// dimpl's, made by `make` (which versions it speaks) from `config`.
+    fn dimpl_made(
+        make: fn(std::sync::Arc<dimpl::Config>, dimpl::DtlsCertificate, Instant) -> dimpl::Dtls,
         client: bool,
         own: &DtlsCert,
         now: Instant,
@@ -77,23 +95,8 @@ impl Side {
             certificate: own.certificate.clone(),
             private_key: own.private_key.clone(),
         };
-        let config = std::sync::Arc::new(config.build().unwrap());
-        let mut dtls = dimpl::Dtls::new_12(config, cert, now);
+        let mut dtls = make(std::sync::Arc::new(config.build().unwrap()), cert, now);
         dtls.set_active(client);
-        dtls.handle_timeout(now).unwrap();
-        Side::Dimpl(Box::new(dtls))
-    }
-
-    /// dimpl's client as it speaks to a server of either version: one
-    /// ClientHello offering DTLS 1.3 and 1.2, as a browser with DTLS 1.3 on sends.
-    fn dimpl_either_version_client(own: &DtlsCert, mtu: usize, now: Instant) -> Side {
-        let cert = dimpl::DtlsCertificate {
-            certificate: own.certificate.clone(),
-            private_key: own.private_key.clone(),
-        };
-        let config = std::sync::Arc::new(dimpl::Config::builder().mtu(mtu).build().unwrap());
-        let mut dtls = dimpl::Dtls::new_auto(config, cert, now);
-        dtls.set_active(true);
         dtls.handle_timeout(now).unwrap();
         Side::Dimpl(Box::new(dtls))
     }
